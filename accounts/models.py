@@ -1,0 +1,74 @@
+"""Users, their role, and the teams they work in."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    PRACTITIONER = "practitioner", "Practitioner"
+    RIPA_OFFICER = "ripa_officer", "RIPA authorising officer"
+    SRO = "sro", "Senior responsible officer"
+    AUDITOR = "auditor", "Auditor"
+    ADMIN = "admin", "System administrator"
+
+
+class Team(models.Model):
+    """A group of practitioners; every case belongs to one team."""
+
+    name = models.CharField(max_length=120, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who signs in. The role decides what they may do; teams decide which
+    cases a practitioner works on."""
+
+    role = models.CharField(max_length=20, choices=Role.choices)
+    teams = models.ManyToManyField(Team, related_name="members", blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=[choice.value for choice in Role]),
+                name="user_role_known",
+            )
+        ]
+
+    @property
+    def is_practitioner(self) -> bool:
+        return self.role == Role.PRACTITIONER
+
+    @property
+    def is_officer(self) -> bool:
+        """RIPA officers and the SRO: they read cases and decide."""
+        return self.role in (Role.RIPA_OFFICER, Role.SRO)
+
+
+def hash_token(raw: str) -> str:
+    """Tokens are stored only as their SHA-256, so a database read does not yield
+    credentials."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API. It expires at ``expires_at`` and stops working
+    at once when revoked (logout)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]

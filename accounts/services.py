@@ -1,0 +1,141 @@
+"""Accounts: users and teams, API tokens, sign-in and sign-out. Every change is audited."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiToken, Role, Team, User, hash_token
+from audit.models import Outcome
+from audit.services import AuditContext, audit_record
+from evidence_service.api.errors import InvalidInput, Unauthenticated
+
+
+@transaction.atomic
+def team_get_or_create(*, ctx: AuditContext, name: str) -> Team:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("A team needs a name.", fields={"team": "This field may not be blank."})
+    team, created = Team.objects.get_or_create(name=name)
+    if created:
+        audit_record(ctx=ctx, action="team.create", target_type="team", target_id=team.pk, payload={"name": name})
+    return team
+
+
+@transaction.atomic
+def user_create_or_update(
+    *, ctx: AuditContext, username: str, role: str, team_names: list[str], password: str | None
+) -> tuple[User, bool]:
+    """Create the user, or bring an existing one to the given role, teams and password."""
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(Role.values)}."})
+    user = User.objects.filter(username=username).first()
+    created = user is None
+    if created:
+        user = User(username=username)
+        if not password:
+            raise InvalidInput("A new user needs a password.", fields={"password": "This field is required."})
+    user.role = role
+    if password:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise InvalidInput("The password is too weak.", fields={"password": exc.messages}) from exc
+        user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    teams = [team_get_or_create(ctx=ctx, name=name) for name in team_names]
+    user.teams.set(teams)
+    audit_record(
+        ctx=ctx,
+        action="user.create" if created else "user.update",
+        target_type="user",
+        target_id=user.pk,
+        payload={
+            "username": user.username,
+            "role": role,
+            "teams": sorted(team.name for team in teams),
+            "password_changed": bool(password),
+        },
+    )
+    return user, created
+
+
+def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:
+    """Exchange a username and password for a bearer token that expires after
+    ``API_TOKEN_TTL``. A failed attempt is audited and answers 401 without saying
+    whether the username exists."""
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        with transaction.atomic():
+            audit_record(
+                ctx=ctx,
+                action="auth.login_failed",
+                outcome=Outcome.DENIED,
+                target_type="user",
+                payload={"username": username[:150], "method": "token"},
+            )
+        error = Unauthenticated("Invalid username or password.", code="invalid_credentials")
+        error.audited = True
+        raise error
+    raw = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
+        )
+        audit_record(
+            ctx=replace(ctx, actor=user),
+            action="auth.login",
+            target_type="user",
+            target_id=user.pk,
+            payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
+        )
+    return raw, token
+
+
+@transaction.atomic
+def token_revoke(*, ctx: AuditContext, token: ApiToken) -> None:
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(
+        ctx=ctx,
+        action="auth.logout",
+        target_type="user",
+        target_id=token.user_id,
+        payload={"method": "token", "token_id": token.pk},
+    )
+
+
+@transaction.atomic
+def session_login_record(*, ctx: AuditContext, user: User | None, username: str) -> None:
+    """Audit a sign-in to the browsable pages (the session itself is Django's)."""
+    if user is None:
+        audit_record(
+            ctx=ctx,
+            action="auth.login_failed",
+            outcome=Outcome.DENIED,
+            target_type="user",
+            payload={"username": username[:150], "method": "session"},
+        )
+    else:
+        audit_record(
+            ctx=replace(ctx, actor=user),
+            action="auth.login",
+            target_type="user",
+            target_id=user.pk,
+            payload={"method": "session"},
+        )
+
+
+@transaction.atomic
+def session_logout_record(*, ctx: AuditContext) -> None:
+    audit_record(
+        ctx=ctx, action="auth.logout", target_type="user", target_id=ctx.actor.pk, payload={"method": "session"}
+    )

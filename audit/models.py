@@ -1,0 +1,68 @@
+"""The append-only audit log.
+
+Rows here are never updated or deleted: the database itself rejects UPDATE, DELETE and
+TRUNCATE on these tables (see ``audit/append_only.py`` and the migrations that install it).
+Actors, cases and subjects are recorded by id and, for actors, by the username and role
+they had at the time, rather than by foreign key, so an event outlives any change to the
+rows it names.
+"""
+
+from __future__ import annotations
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Succeeded"
+    DENIED = "denied", "Denied"
+    FAILED = "failed", "Failed"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def touching_subject(self, subject_id: int) -> AuditEventQuerySet:
+        return self.filter(subject_links__subject_id=subject_id)
+
+
+class AuditEvent(models.Model):
+    """One action on the service: who, what, when, from where, with what outcome.
+    ``id`` is the commit-independent sequence number used for ordering and paging."""
+
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True)
+    actor_role = models.CharField(max_length=20, blank=True)
+    action = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    target_type = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    case_id = models.BigIntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["actor_username", "id"], name="audit_actor_seq"),
+            models.Index(fields=["action", "id"], name="audit_action_seq"),
+            models.Index(fields=["target_type", "target_id", "id"], name="audit_target_seq"),
+            models.Index(fields=["case_id", "id"], name="audit_case_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} by {self.actor_username or '-'}"
+
+
+class AuditSubjectLink(models.Model):
+    """Each subject (person) an event touched, so that a person's access history finds
+    every read of their records, including lists that named many people."""
+
+    event = models.ForeignKey(AuditEvent, on_delete=models.PROTECT, related_name="subject_links")
+    subject_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "subject_id"], name="audit_subject_link_once")]
+        indexes = [models.Index(fields=["subject_id", "event"], name="audit_subject_seq")]

@@ -1,0 +1,105 @@
+"""Writing audit events. Every service calls ``audit_record`` itself, inside the same
+transaction as the change it records, so an action and its event commit or fail together."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent, AuditSubjectLink, Outcome
+
+_ACTION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who is acting and from where; built once per request (or per command) and
+    handed to every service."""
+
+    actor: Any | None  # accounts.User, or None for anonymous and system actions
+    ip_address: str | None = None
+    user_agent: str = ""
+    request_id: str = ""
+    via: str = "api"
+
+    @classmethod
+    def from_request(cls, request) -> AuditContext:
+        user = getattr(request, "user", None)
+        return cls(
+            actor=user if user is not None and user.is_authenticated else None,
+            ip_address=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+            request_id=getattr(request, "request_id", ""),
+        )
+
+    @classmethod
+    def command(cls, name: str) -> AuditContext:
+        """A management command run by an operator on the server."""
+        return cls(actor=None, via=f"command:{name}")
+
+
+def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or the entry in X-Forwarded-For written by the
+    outermost trusted proxy when ``TRUSTED_PROXY_HOPS`` says proxies are in front."""
+    hops = settings.TRUSTED_PROXY_HOPS
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return _valid_ip(forwarded[-hops])
+    return _valid_ip(request.META.get("REMOTE_ADDR"))
+
+
+def _valid_ip(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+def audit_record(
+    *,
+    ctx: AuditContext,
+    action: str,
+    outcome: str = Outcome.SUCCESS,
+    target_type: str = "",
+    target_id: object = "",
+    case_id: int | None = None,
+    subject_ids: Iterable[int] = (),
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Must run inside the transaction of the action it records."""
+    if not _ACTION.match(action):
+        raise ValueError(f"audit action {action!r} is not of the form resource.verb")
+    if outcome not in Outcome.values:
+        raise ValueError(f"unknown audit outcome {outcome!r}")
+    actor = ctx.actor
+    body = dict(payload or {})
+    if ctx.via != "api":
+        body.setdefault("via", ctx.via)
+    with transaction.atomic():
+        event = AuditEvent.objects.create(
+            occurred_at=timezone.now(),
+            actor_id=actor.pk if actor else None,
+            actor_username=actor.get_username() if actor else "",
+            actor_role=getattr(actor, "role", "") if actor else "",
+            action=action,
+            outcome=outcome,
+            target_type=target_type,
+            target_id=str(target_id) if target_id not in (None, "") else "",
+            case_id=case_id,
+            ip_address=ctx.ip_address,
+            user_agent=ctx.user_agent,
+            request_id=ctx.request_id,
+            payload=body,
+        )
+        unique_subjects = sorted({int(s) for s in subject_ids if s is not None})
+        if unique_subjects:
+            AuditSubjectLink.objects.bulk_create([AuditSubjectLink(event=event, subject_id=s) for s in unique_subjects])
+    return event

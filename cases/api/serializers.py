@@ -1,0 +1,126 @@
+"""Output shapes for cases, subjects, profiles, consent and viewings."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from cases.models import ExternalAuthorityKind
+
+
+class CaseOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    reference = serializers.CharField()
+    title = serializers.CharField()
+    team = serializers.IntegerField(source="team_id")
+    team_name = serializers.CharField(source="team.name")
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class CaseRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    reference = serializers.CharField()
+
+
+class CaseSubjectOutput(serializers.Serializer):
+    subject = serializers.IntegerField(source="subject_id")
+    display_name = serializers.CharField(source="subject.display_name")
+    relationship = serializers.CharField()
+
+
+class CaseDetailOutput(CaseOutput):
+    subjects = CaseSubjectOutput(many=True, source="subject_links_for_output")
+
+
+class ProfileOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    subject = serializers.IntegerField(source="subject_id")
+    platform = serializers.CharField()
+    handle = serializers.CharField()
+    url = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ConsentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    subject = serializers.IntegerField(source="subject_id")
+    scope = serializers.ListField(child=serializers.CharField())
+    granted_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    evidence = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    withdrawal_reason = serializers.CharField()
+
+
+class SubjectCaseLinkOutput(serializers.Serializer):
+    case = CaseRefOutput()
+    relationship = serializers.CharField()
+
+
+class SubjectOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+    date_of_birth = serializers.DateField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class SubjectDetailOutput(SubjectOutput):
+    cases = SubjectCaseLinkOutput(many=True, source="visible_case_links")
+    profiles = ProfileOutput(many=True, source="profiles_for_output")
+    consents = ConsentOutput(many=True, source="consents_for_output")
+
+
+class ExternalAuthority(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ExternalAuthorityKind.choices)
+    reference = serializers.CharField(max_length=200)
+
+
+class AuthorisationRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    urn = serializers.CharField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+
+
+class ViewingOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    case = CaseRefOutput()
+    profile = ProfileOutput()
+    subject = serializers.IntegerField(source="subject_id")
+    practitioner = serializers.CharField(source="practitioner.username")
+    viewed_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    purpose = serializers.CharField()
+    purpose_detail = serializers.CharField()
+    justification = serializers.CharField()
+    access_method = serializers.CharField()
+    interaction = serializers.CharField()
+    information_recorded = serializers.CharField()
+    third_party_information = serializers.CharField()
+    late_entry_reason = serializers.CharField()
+    authorisation = AuthorisationRefOutput(allow_null=True)
+    external_authority = serializers.SerializerMethodField()
+    consent = ConsentOutput(allow_null=True)
+    supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
+    supersede_reason = serializers.CharField()
+    superseded_by = serializers.SerializerMethodField()
+    flags = serializers.SerializerMethodField()
+
+    @extend_schema_field(ExternalAuthority(allow_null=True))
+    def get_external_authority(self, viewing):
+        if not viewing.external_authority_kind:
+            return None
+        return {"kind": viewing.external_authority_kind, "reference": viewing.external_authority_reference}
+
+    def get_superseded_by(self, viewing) -> int | None:
+        correction = getattr(viewing, "superseded_by", None)
+        return correction.pk if correction else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_flags(self, viewing):
+        # Flags raised by the detection policy on this viewing; none are raised yet.
+        return []

@@ -1,0 +1,361 @@
+"""Cases, subjects, profiles, consent and viewings. Each view: validate input → call a
+service or selector → serialize output. Reads record their audit event in the same
+transaction as the read."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Role
+from audit.services import AuditContext, audit_record
+from authorisations.models import Authorisation
+from cases import selectors, services
+from cases.api.serializers import (
+    CaseDetailOutput,
+    CaseOutput,
+    ConsentOutput,
+    ExternalAuthority,
+    ProfileOutput,
+    SubjectDetailOutput,
+    ViewingOutput,
+)
+from cases.models import AccessMethod, Interaction, Purpose, Relationship
+from cases.profiles import PLATFORM_CHOICES
+from evidence_service.api.errors import NotFound
+from evidence_service.api.pagination import keyset_page
+from evidence_service.api.permissions import RolePermission
+
+CASE_READERS = (Role.PRACTITIONER, Role.RIPA_OFFICER, Role.SRO)
+PRACTITIONERS = (Role.PRACTITIONER,)
+
+
+def page_schema(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    return type(
+        name, (serializers.Serializer,), {"results": item(many=True), "next": serializers.URLField(allow_null=True)}
+    )
+
+
+class _Api(APIView):
+    permission_classes = [RolePermission]
+    read_roles: tuple = CASE_READERS
+    write_roles: tuple = PRACTITIONERS
+
+
+# --- Cases --------------------------------------------------------------------------------------
+
+
+class CaseListCreateApi(_Api):
+    class Input(serializers.Serializer):
+        reference = serializers.CharField(max_length=64)
+        title = serializers.CharField(max_length=200)
+        team = serializers.IntegerField()
+
+    class Filters(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["open", "closed"], required=False)
+
+    @extend_schema(
+        parameters=[Filters, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses=page_schema("CasePage", CaseOutput),
+        operation_id="cases_list",
+    )
+    def get(self, request):
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        with transaction.atomic():
+            page = keyset_page(
+                selectors.case_list(user=request.user, **filters.validated_data), request, order=("-id",)
+            )
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="case.list",
+                target_type="case",
+                payload={"filters": filters.validated_data, "case_ids": [case.pk for case in page.rows]},
+            )
+        return Response({"results": CaseOutput(page.rows, many=True).data, "next": page.next_url})
+
+    @extend_schema(request=Input, responses={201: CaseOutput})
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        team = request.user.teams.filter(pk=data.validated_data["team"]).first()
+        if team is None:
+            raise NotFound("team", data.validated_data["team"], field="team")
+        case = services.case_create(
+            ctx=AuditContext.from_request(request),
+            reference=data.validated_data["reference"],
+            title=data.validated_data["title"],
+            team=team,
+        )
+        return Response(CaseOutput(case).data, status=status.HTTP_201_CREATED)
+
+
+class CaseDetailApi(_Api):
+    @extend_schema(responses=CaseDetailOutput)
+    def get(self, request, pk: int):
+        with transaction.atomic():
+            case = selectors.case_get(user=request.user, case_id=pk)
+            case.subject_links_for_output = list(selectors.case_subject_links(case=case))
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="case.read",
+                target_type="case",
+                target_id=case.pk,
+                case_id=case.pk,
+                subject_ids=[link.subject_id for link in case.subject_links_for_output],
+            )
+        return Response(CaseDetailOutput(case).data)
+
+
+class CaseCloseApi(_Api):
+    @extend_schema(request=None, responses=CaseOutput)
+    def post(self, request, pk: int):
+        case = selectors.case_get(user=request.user, case_id=pk)
+        case = services.case_close(ctx=AuditContext.from_request(request), case=case)
+        return Response(CaseOutput(case).data)
+
+
+# --- Subjects, profiles, consent ----------------------------------------------------------------
+
+
+class CaseSubjectCreateApi(_Api):
+    class Input(serializers.Serializer):
+        display_name = serializers.CharField(max_length=200)
+        relationship = serializers.ChoiceField(choices=Relationship.choices)
+        external_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+        date_of_birth = serializers.DateField(required=False, allow_null=True)
+
+    class Output(serializers.Serializer):
+        id = serializers.IntegerField()
+        display_name = serializers.CharField()
+        external_id = serializers.CharField(allow_null=True)
+        date_of_birth = serializers.DateField(allow_null=True)
+        case = serializers.IntegerField()
+        relationship = serializers.CharField()
+        existing_subject = serializers.BooleanField(help_text="True when an existing person was linked.")
+
+    @extend_schema(request=Input, responses={201: Output, 200: Output})
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = selectors.case_get(user=request.user, case_id=pk)
+        result = services.subject_add_to_case(ctx=AuditContext.from_request(request), case=case, **data.validated_data)
+        subject = result.subject
+        body = {
+            "id": subject.pk,
+            "display_name": subject.display_name,
+            "external_id": subject.external_id,
+            "date_of_birth": subject.date_of_birth,
+            "case": case.pk,
+            "relationship": result.link.relationship,
+            "existing_subject": not result.subject_created,
+        }
+        return Response(
+            self.Output(body).data, status=status.HTTP_201_CREATED if result.link_created else status.HTTP_200_OK
+        )
+
+
+class SubjectDetailApi(_Api):
+    @extend_schema(responses=SubjectDetailOutput)
+    def get(self, request, pk: int):
+        with transaction.atomic():
+            subject = selectors.subject_get(user=request.user, subject_id=pk)
+            subject.visible_case_links = list(selectors.subject_visible_case_links(user=request.user, subject=subject))
+            subject.profiles_for_output = list(subject.profiles.order_by("id"))
+            subject.consents_for_output = list(subject.consents.order_by("id"))
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="subject.read",
+                target_type="subject",
+                target_id=subject.pk,
+                subject_ids=[subject.pk],
+            )
+        return Response(SubjectDetailOutput(subject).data)
+
+
+class ProfileCreateApi(_Api):
+    class Input(serializers.Serializer):
+        platform = serializers.ChoiceField(choices=PLATFORM_CHOICES)
+        handle = serializers.CharField(max_length=500, help_text="A handle (jane.doe) or the profile's address.")
+
+    @extend_schema(request=Input, responses={201: ProfileOutput, 200: ProfileOutput})
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        subject = selectors.subject_get(user=request.user, subject_id=pk)
+        profile, created = services.profile_register(
+            ctx=AuditContext.from_request(request), subject=subject, **data.validated_data
+        )
+        return Response(ProfileOutput(profile).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ConsentCreateApi(_Api):
+    class Input(serializers.Serializer):
+        scope = serializers.ListField(
+            child=serializers.ChoiceField(choices=[*PLATFORM_CHOICES, "all"]), allow_empty=False, max_length=20
+        )
+        granted_at = serializers.DateTimeField()
+        expires_at = serializers.DateTimeField(required=False, allow_null=True)
+        evidence = serializers.CharField(max_length=5000)
+
+    @extend_schema(request=Input, responses={201: ConsentOutput})
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        subject = selectors.subject_get(user=request.user, subject_id=pk)
+        consent = services.consent_record(
+            ctx=AuditContext.from_request(request), subject=subject, **data.validated_data
+        )
+        return Response(ConsentOutput(consent).data, status=status.HTTP_201_CREATED)
+
+
+class ConsentWithdrawApi(_Api):
+    class Input(serializers.Serializer):
+        reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+        withdrawn_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    @extend_schema(request=Input, responses=ConsentOutput)
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        consent = selectors.consent_get(user=request.user, consent_id=pk)
+        consent = services.consent_withdraw(
+            ctx=AuditContext.from_request(request), consent=consent, **data.validated_data
+        )
+        return Response(ConsentOutput(consent).data)
+
+
+# --- Viewings -------------------------------------------------------------------------------------
+
+
+class ViewingInput(serializers.Serializer):
+    case = serializers.IntegerField()
+    profile = serializers.IntegerField()
+    purpose = serializers.ChoiceField(choices=Purpose.choices)
+    purpose_detail = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    justification = serializers.CharField(max_length=10000)
+    access_method = serializers.ChoiceField(choices=AccessMethod.choices)
+    interaction = serializers.ChoiceField(choices=Interaction.choices)
+    information_recorded = serializers.CharField(
+        max_length=20000, allow_blank=True, help_text="What was recorded from the profile; empty if nothing."
+    )
+    third_party_information = serializers.CharField(
+        max_length=20000, allow_blank=True, help_text="Information about other people recorded; empty if none."
+    )
+    viewed_at = serializers.DateTimeField(required=False, allow_null=True)
+    late_entry_reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    authorisation = serializers.IntegerField(required=False, allow_null=True)
+    external_authority = ExternalAuthority(required=False, allow_null=True)
+
+
+def _viewing_details(request, data: dict) -> services.ViewingDetails:
+    """Resolve the ids in a viewing's input within the caller's scope."""
+    user = request.user
+    case = selectors.case_get(user=user, case_id=data["case"], field="case")
+    profile = selectors.profile_get(user=user, profile_id=data["profile"], field="profile")
+    authorisation = None
+    if data.get("authorisation") is not None:
+        authorisation = Authorisation.objects.filter(pk=data["authorisation"], case=case).first()
+        if authorisation is None:
+            raise NotFound("authorisation", data["authorisation"], field="authorisation")
+    external = data.get("external_authority") or {}
+    return services.ViewingDetails(
+        case=case,
+        profile=profile,
+        purpose=data["purpose"],
+        purpose_detail=data["purpose_detail"],
+        justification=data["justification"],
+        access_method=data["access_method"],
+        interaction=data["interaction"],
+        information_recorded=data["information_recorded"],
+        third_party_information=data["third_party_information"],
+        viewed_at=data.get("viewed_at"),
+        late_entry_reason=data["late_entry_reason"],
+        authorisation=authorisation,
+        external_authority_kind=external.get("kind", ""),
+        external_authority_reference=external.get("reference", ""),
+    )
+
+
+class ViewingListCreateApi(_Api):
+    class Filters(serializers.Serializer):
+        case = serializers.IntegerField(required=False)
+        subject = serializers.IntegerField(required=False)
+        profile = serializers.IntegerField(required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+    @extend_schema(
+        parameters=[Filters, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses=page_schema("ViewingPage", ViewingOutput),
+        operation_id="viewings_list",
+    )
+    def get(self, request):
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        with transaction.atomic():
+            viewings = selectors.viewing_list(
+                user=request.user,
+                case_id=f.get("case"),
+                subject_id=f.get("subject"),
+                profile_id=f.get("profile"),
+                since=f.get("since"),
+                until=f.get("until"),
+            )
+            page = keyset_page(viewings, request, order=("-viewed_at", "-id"))
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="viewing.list",
+                target_type="viewing",
+                case_id=f.get("case"),
+                subject_ids=[viewing.subject_id for viewing in page.rows],
+                payload={"filters": f, "viewing_ids": [viewing.pk for viewing in page.rows]},
+            )
+        return Response({"results": ViewingOutput(page.rows, many=True).data, "next": page.next_url})
+
+    @extend_schema(request=ViewingInput, responses={201: ViewingOutput})
+    def post(self, request):
+        data = ViewingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        details = _viewing_details(request, data.validated_data)
+        viewing = services.viewing_log(ctx=AuditContext.from_request(request), details=details)
+        return Response(ViewingOutput(viewing).data, status=status.HTTP_201_CREATED)
+
+
+class ViewingDetailApi(_Api):
+    @extend_schema(responses=ViewingOutput)
+    def get(self, request, pk: int):
+        with transaction.atomic():
+            viewing = selectors.viewing_get(user=request.user, viewing_id=pk)
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="viewing.read",
+                target_type="viewing",
+                target_id=viewing.pk,
+                case_id=viewing.case_id,
+                subject_ids=[viewing.subject_id],
+            )
+        return Response(ViewingOutput(viewing).data)
+
+
+class ViewingSupersedeApi(_Api):
+    class Input(ViewingInput):
+        reason = serializers.CharField(max_length=5000, help_text="Why the original record is wrong.")
+
+    @extend_schema(request=Input, responses={201: ViewingOutput})
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        original = selectors.viewing_get(user=request.user, viewing_id=pk)
+        details = _viewing_details(request, data.validated_data)
+        viewing = services.viewing_supersede(
+            ctx=AuditContext.from_request(request),
+            original=original,
+            reason=data.validated_data["reason"],
+            details=details,
+        )
+        return Response(ViewingOutput(viewing).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,429 @@
+"""Every write about cases, subjects, profiles, consent and viewings. Each service checks
+the actor may act, validates, saves and records its audit event in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Team
+from audit.services import AuditContext, audit_record
+from authorisations.models import Authorisation
+from cases.models import (
+    Case,
+    CaseStatus,
+    CaseSubject,
+    Consent,
+    Interaction,
+    Profile,
+    Purpose,
+    Subject,
+    Viewing,
+)
+from cases.permissions import can_manage_subject, is_practitioner, works_on_case
+from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
+from cases.selectors import consent_covering
+from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+
+#: A viewing logged more than this long after it happened needs a late-entry reason.
+LATE_ENTRY_AFTER = timedelta(days=7)
+
+
+def _require_practitioner(ctx: AuditContext, doing: str) -> None:
+    if not is_practitioner(ctx.actor):
+        raise Forbidden(f"Only practitioners may {doing}.")
+
+
+def _require_case_team(ctx: AuditContext, case: Case) -> None:
+    if not works_on_case(ctx.actor, case):
+        raise Forbidden(f"You do not work in the team that owns case {case.reference}.")
+
+
+def _require_subject_team(ctx: AuditContext, subject: Subject) -> None:
+    if not can_manage_subject(ctx.actor, subject):
+        raise Forbidden("This person is not linked to a case of your teams.")
+
+
+# --- Cases ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) -> Case:
+    _require_practitioner(ctx, "open cases")
+    if not ctx.actor.teams.filter(pk=team.pk).exists():
+        raise Forbidden("You can only open cases for your own teams.", fields={"team": "Not one of your teams."})
+    reference = reference.strip()
+    if Case.objects.filter(reference=reference).exists():
+        raise Conflict(
+            f"A case with reference {reference!r} already exists.", fields={"reference": "This reference is in use."}
+        )
+    case = Case(reference=reference, title=title.strip(), team=team, created_by=ctx.actor)
+    case.full_clean()
+    try:
+        with transaction.atomic():
+            case.save()
+    except IntegrityError:  # a concurrent request took the reference first
+        raise Conflict(
+            f"A case with reference {reference!r} already exists.", fields={"reference": "This reference is in use."}
+        ) from None
+    audit_record(
+        ctx=ctx,
+        action="case.create",
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        payload={"reference": case.reference, "title": case.title, "team_id": team.pk},
+    )
+    return case
+
+
+@transaction.atomic
+def case_close(*, ctx: AuditContext, case: Case) -> Case:
+    _require_practitioner(ctx, "close cases")
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    _require_case_team(ctx, case)
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict("The case is already closed.", code="invalid_state", extra={"current_status": case.status})
+    case.status = CaseStatus.CLOSED
+    case.closed_at = timezone.now()
+    case.closed_by = ctx.actor
+    case.save(update_fields=["status", "closed_at", "closed_by"])
+    audit_record(ctx=ctx, action="case.close", target_type="case", target_id=case.pk, case_id=case.pk)
+    return case
+
+
+# --- Subjects ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubjectLinkResult:
+    subject: Subject
+    link: CaseSubject
+    subject_created: bool
+    link_created: bool
+
+
+@transaction.atomic
+def subject_add_to_case(
+    *,
+    ctx: AuditContext,
+    case: Case,
+    display_name: str,
+    relationship: str,
+    external_id: str | None = None,
+    date_of_birth: date | None = None,
+) -> SubjectLinkResult:
+    """Link a person to a case. An ``external_id`` already known links that existing
+    person, so their views are counted together across cases."""
+    _require_practitioner(ctx, "add people to cases")
+    _require_case_team(ctx, case)
+    external_id = (external_id or "").strip() or None
+    subject = Subject.objects.filter(external_id=external_id).first() if external_id else None
+    subject_created = subject is None
+    if subject_created:
+        subject = Subject(
+            display_name=display_name.strip(),
+            external_id=external_id,
+            date_of_birth=date_of_birth,
+            created_by=ctx.actor,
+        )
+        subject.full_clean()
+        try:
+            with transaction.atomic():
+                subject.save()
+        except IntegrityError:  # created concurrently with the same external id
+            subject = Subject.objects.get(external_id=external_id)
+            subject_created = False
+    if subject_created:
+        audit_record(
+            ctx=ctx,
+            action="subject.create",
+            target_type="subject",
+            target_id=subject.pk,
+            case_id=case.pk,
+            subject_ids=[subject.pk],
+            payload={"display_name": subject.display_name, "external_id": external_id, "date_of_birth": date_of_birth},
+        )
+    link, link_created = CaseSubject.objects.get_or_create(
+        case=case, subject=subject, defaults={"relationship": relationship, "linked_by": ctx.actor}
+    )
+    if link_created:
+        link.full_clean()
+        audit_record(
+            ctx=ctx,
+            action="subject.link",
+            target_type="subject",
+            target_id=subject.pk,
+            case_id=case.pk,
+            subject_ids=[subject.pk],
+            payload={"relationship": relationship, "existing_subject": not subject_created},
+        )
+    return SubjectLinkResult(subject=subject, link=link, subject_created=subject_created, link_created=link_created)
+
+
+# --- Profiles -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, handle: str) -> tuple[Profile, bool]:
+    """Register a subject's profile; the same profile again returns the existing one."""
+    _require_practitioner(ctx, "register profiles")
+    _require_subject_team(ctx, subject)
+    if platform not in PLATFORM_CHOICES:
+        raise InvalidInput("Unknown platform.", fields={"platform": f"Choose one of {', '.join(PLATFORM_CHOICES)}."})
+    try:
+        normalised = normalise_profile(platform, handle)
+    except ProfileAddressError as exc:
+        raise InvalidInput(str(exc), fields={"handle": str(exc)}) from exc
+    existing = Profile.objects.filter(platform=platform, handle=normalised.handle).first()
+    if existing is None:
+        profile = Profile(
+            subject=subject, platform=platform, handle=normalised.handle, url=normalised.url, created_by=ctx.actor
+        )
+        profile.full_clean()
+        try:
+            with transaction.atomic():
+                profile.save()
+        except IntegrityError:
+            existing = Profile.objects.get(platform=platform, handle=normalised.handle)
+        else:
+            audit_record(
+                ctx=ctx,
+                action="profile.create",
+                target_type="profile",
+                target_id=profile.pk,
+                subject_ids=[subject.pk],
+                payload={"platform": platform, "handle": profile.handle, "url": profile.url, "given": handle[:500]},
+            )
+            return profile, True
+    if existing.subject_id != subject.pk:
+        raise Conflict(
+            "This profile is already registered to another person.",
+            code="profile_belongs_to_another_subject",
+            fields={"handle": "Registered to another person."},
+        )
+    return existing, False
+
+
+# --- Consent ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def consent_record(
+    *,
+    ctx: AuditContext,
+    subject: Subject,
+    scope: list[str],
+    granted_at: datetime,
+    evidence: str,
+    expires_at: datetime | None = None,
+) -> Consent:
+    _require_practitioner(ctx, "record consent")
+    _require_subject_team(ctx, subject)
+    problems: dict[str, str] = {}
+    scope = list(dict.fromkeys(scope))
+    if not scope:
+        problems["scope"] = 'Name at least one platform, or ["all"].'
+    elif Consent.ALL in scope and len(scope) > 1:
+        problems["scope"] = '"all" cannot be combined with named platforms.'
+    elif unknown := [p for p in scope if p != Consent.ALL and p not in PLATFORM_CHOICES]:
+        problems["scope"] = f"Unknown platform(s): {', '.join(map(str, unknown))}."
+    if granted_at > timezone.now():
+        problems["granted_at"] = "Consent cannot be recorded as granted in the future."
+    if expires_at is not None and expires_at <= granted_at:
+        problems["expires_at"] = "Must be after granted_at."
+    if not evidence.strip():
+        problems["evidence"] = "Say how the consent was given and where it is kept."
+    if problems:
+        raise InvalidInput("The consent cannot be recorded.", fields=problems)
+    consent = Consent(
+        subject=subject,
+        scope=scope,
+        granted_at=granted_at,
+        expires_at=expires_at,
+        evidence=evidence.strip(),
+        recorded_by=ctx.actor,
+    )
+    consent.full_clean()
+    consent.save()
+    audit_record(
+        ctx=ctx,
+        action="consent.create",
+        target_type="consent",
+        target_id=consent.pk,
+        subject_ids=[subject.pk],
+        payload={"scope": scope, "granted_at": granted_at, "expires_at": expires_at, "evidence": consent.evidence},
+    )
+    return consent
+
+
+@transaction.atomic
+def consent_withdraw(
+    *, ctx: AuditContext, consent: Consent, reason: str = "", withdrawn_at: datetime | None = None
+) -> Consent:
+    """Record that consent was withdrawn at ``withdrawn_at`` (default now); views after
+    that moment are no longer covered by it."""
+    _require_practitioner(ctx, "withdraw consent")
+    consent = Consent.objects.select_for_update().get(pk=consent.pk)
+    _require_subject_team(ctx, consent.subject)
+    if consent.withdrawn_at is not None:
+        raise Conflict(
+            "This consent has already been withdrawn.", code="invalid_state", extra={"current_status": "withdrawn"}
+        )
+    now = timezone.now()
+    withdrawn_at = withdrawn_at or now
+    if withdrawn_at > now:
+        raise InvalidInput("Withdrawal cannot be in the future.", fields={"withdrawn_at": "Cannot be in the future."})
+    if withdrawn_at < consent.granted_at:
+        raise InvalidInput(
+            "Withdrawal cannot precede the grant.", fields={"withdrawn_at": "Must be after the consent was granted."}
+        )
+    consent.withdrawn_at = withdrawn_at
+    consent.withdrawn_by = ctx.actor
+    consent.withdrawal_reason = reason.strip()
+    consent.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+    audit_record(
+        ctx=ctx,
+        action="consent.withdraw",
+        target_type="consent",
+        target_id=consent.pk,
+        subject_ids=[consent.subject_id],
+        payload={"withdrawn_at": withdrawn_at, "reason": consent.withdrawal_reason},
+    )
+    return consent
+
+
+# --- Viewings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewingDetails:
+    """What a practitioner says about one look at a profile."""
+
+    case: Case
+    profile: Profile
+    purpose: str
+    justification: str
+    access_method: str
+    interaction: str
+    information_recorded: str
+    third_party_information: str
+    purpose_detail: str = ""
+    viewed_at: datetime | None = None
+    late_entry_reason: str = ""
+    authorisation: Authorisation | None = None
+    external_authority_kind: str = ""
+    external_authority_reference: str = ""
+
+
+def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    viewed_at = details.viewed_at or now
+    if viewed_at > now:
+        problems["viewed_at"] = "A viewing cannot be in the future."
+    elif now - viewed_at > LATE_ENTRY_AFTER and not correcting and not details.late_entry_reason.strip():
+        # A correction is late by nature; its reason explains it.
+        problems["late_entry_reason"] = "This viewing is more than 7 days old: say why it is being logged late."
+    if not details.justification.strip():
+        problems["justification"] = "Say why this look was necessary."
+    if details.purpose == Purpose.OTHER and not details.purpose_detail.strip():
+        problems["purpose_detail"] = "Describe the purpose when it is 'other'."
+    if not CaseSubject.objects.filter(case=details.case, subject_id=details.profile.subject_id).exists():
+        problems["profile"] = f"This profile's owner is not linked to case {details.case.reference}."
+    if details.authorisation is not None and details.authorisation.case_id != details.case.pk:
+        problems["authorisation"] = f"This authorisation is not for case {details.case.reference}."
+    if bool(details.external_authority_kind) != bool(details.external_authority_reference.strip()):
+        problems["external_authority"] = "Give both the kind and the reference of the external authority."
+    return problems
+
+
+@transaction.atomic
+def viewing_log(
+    *,
+    ctx: AuditContext,
+    details: ViewingDetails,
+    supersedes: Viewing | None = None,
+    supersede_reason: str = "",
+) -> Viewing:
+    """Record one look at a profile. The consent that covered it, if any, is worked out
+    from the subject's consent records at the moment of viewing."""
+    _require_practitioner(ctx, "log viewings")
+    _require_case_team(ctx, details.case)
+    now = timezone.now()
+    problems = _check_viewing(details, now, correcting=supersedes is not None)
+    if problems:
+        raise InvalidInput("The viewing cannot be logged.", fields=problems)
+    viewed_at = details.viewed_at or now
+    profile = details.profile
+    viewing = Viewing(
+        case=details.case,
+        profile=profile,
+        subject_id=profile.subject_id,
+        practitioner=ctx.actor,
+        viewed_at=viewed_at,
+        recorded_at=now,
+        purpose=details.purpose,
+        purpose_detail=details.purpose_detail.strip(),
+        justification=details.justification.strip(),
+        access_method=details.access_method,
+        interaction=details.interaction or Interaction.NONE,
+        information_recorded=details.information_recorded.strip(),
+        third_party_information=details.third_party_information.strip(),
+        late_entry_reason=details.late_entry_reason.strip(),
+        authorisation=details.authorisation,
+        external_authority_kind=details.external_authority_kind,
+        external_authority_reference=details.external_authority_reference.strip(),
+        consent=consent_covering(subject_id=profile.subject_id, platform=profile.platform, at=viewed_at),
+        supersedes=supersedes,
+        supersede_reason=supersede_reason.strip(),
+    )
+    viewing.full_clean(exclude=["case", "profile", "subject", "practitioner", "authorisation", "consent", "supersedes"])
+    viewing.save()
+    audit_record(
+        ctx=ctx,
+        action="viewing.supersede" if supersedes else "viewing.create",
+        target_type="viewing",
+        target_id=viewing.pk,
+        case_id=viewing.case_id,
+        subject_ids=[viewing.subject_id],
+        payload={
+            "profile_id": profile.pk,
+            "platform": profile.platform,
+            "viewed_at": viewed_at,
+            "purpose": viewing.purpose,
+            "justification": viewing.justification,
+            "access_method": viewing.access_method,
+            "interaction": viewing.interaction,
+            "consent_id": viewing.consent_id,
+            "authorisation_id": viewing.authorisation_id,
+            "external_authority": (
+                {"kind": viewing.external_authority_kind, "reference": viewing.external_authority_reference}
+                if viewing.external_authority_kind
+                else None
+            ),
+            "supersedes": supersedes.pk if supersedes else None,
+            "supersede_reason": viewing.supersede_reason or None,
+        },
+    )
+    return viewing
+
+
+@transaction.atomic
+def viewing_supersede(*, ctx: AuditContext, original: Viewing, reason: str, details: ViewingDetails) -> Viewing:
+    """Correct a viewing by logging a new one that replaces it; the original stays."""
+    _require_practitioner(ctx, "correct viewings")
+    original = Viewing.objects.select_for_update().get(pk=original.pk)
+    if original.practitioner_id != ctx.actor.pk:
+        raise Forbidden("Only the practitioner who logged a viewing may correct it.")
+    if Viewing.objects.filter(supersedes=original).exists():
+        raise Conflict(
+            "This viewing has already been corrected; correct the newer record instead.",
+            code="already_superseded",
+            extra={"current_status": "superseded"},
+        )
+    if not reason.strip():
+        raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})
+    return viewing_log(ctx=ctx, details=details, supersedes=original, supersede_reason=reason)

@@ -1,0 +1,183 @@
+"""One error shape for every 4xx and 5xx answer, and the domain exceptions services raise.
+
+Body: ``{"code": str, "message": str, "fields": {"field.path": [str, ...]}, "request_id": str}``.
+``fields`` names each input field at fault (nested fields as dotted paths). Denied requests
+(401, 403, and 404 for objects outside the caller's scope) are written to the audit log as
+``request.denied``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions as drf
+from rest_framework import status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A domain error with its HTTP status. Raised by services and selectors."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+    #: True when the service has already written its own audit event for this refusal.
+    audited = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: dict[str, list[str] | str] | None = None,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = {key: [value] if isinstance(value, str) else list(value) for key, value in (fields or {}).items()}
+        self.code = code or self.default_code
+        self.extra = extra or {}
+
+
+class InvalidInput(ServiceError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+
+class Forbidden(ServiceError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "forbidden"
+
+
+class NotFound(ServiceError):
+    """The object does not exist *or* is outside the caller's scope: the two are
+    indistinguishable on purpose."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+    def __init__(self, target_type: str, target_id: object, *, field: str | None = None) -> None:
+        message = f"No {target_type.replace('_', ' ')} with id {target_id} is visible to you."
+        super().__init__(message, fields={field: message} if field else None)
+        self.target_type = target_type
+        self.target_id = target_id
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class Unauthenticated(ServiceError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_code = "not_authenticated"
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error structure as ``{"a.b": [messages]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else "non_field_errors"
+            flat.update(flatten_errors(value, f"{prefix}.{name}" if prefix else str(name)))
+    elif isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        for index, value in enumerate(detail):
+            if value:
+                flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+    elif isinstance(detail, list):
+        flat[prefix or "non_field_errors"] = [str(item) for item in detail]
+    else:
+        flat[prefix or "non_field_errors"] = [str(detail)]
+    return flat
+
+
+def error_body(request, *, code: str, message: str, fields: dict | None = None, **extra: Any) -> dict[str, Any]:
+    body = {
+        "code": code,
+        "message": message,
+        "fields": fields or {},
+        "request_id": getattr(getattr(request, "_request", request), "request_id", ""),
+    }
+    body.update(extra)
+    return body
+
+
+def _classify(exc: Exception) -> tuple[int, str, str, dict[str, list[str]], dict[str, Any]]:
+    if isinstance(exc, ServiceError):
+        return exc.status_code, exc.code, exc.message, exc.fields, exc.extra
+    if isinstance(exc, drf.ValidationError):
+        fields = flatten_errors(exc.detail)
+        names = ", ".join(sorted(fields))
+        return 400, "invalid", f"Invalid input: {names}.", fields, {}
+    if isinstance(exc, DjangoValidationError):
+        fields = (
+            {key: [str(m) for m in value] for key, value in exc.message_dict.items()}
+            if hasattr(exc, "error_dict")
+            else {"non_field_errors": [str(m) for m in exc.messages]}
+        )
+        return 400, "invalid", f"Invalid input: {', '.join(sorted(fields))}.", fields, {}
+    if isinstance(exc, (Http404, drf.NotFound)):
+        return 404, "not_found", "Not found.", {}, {}
+    if isinstance(exc, (DjangoPermissionDenied,)):
+        return 403, "forbidden", "You do not have permission to perform this action.", {}, {}
+    if isinstance(exc, drf.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        return exc.status_code, str(code), str(exc.detail), {}, {}
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return 503, "service_unavailable", "The database is unavailable; nothing was saved. Try again shortly.", {}, {}
+    if isinstance(exc, DatabaseError):
+        return 500, "server_error", "A database error occurred; nothing was saved.", {}, {}
+    return 500, "server_error", "An unexpected error occurred; nothing was saved.", {}, {}
+
+
+def _audit_denial(request, status_code: int, code: str, message: str, exc: Exception) -> None:
+    from audit.models import Outcome
+    from audit.services import AuditContext, audit_record
+
+    audit_record(
+        ctx=AuditContext.from_request(request),
+        action="request.denied",
+        outcome=Outcome.DENIED,
+        target_type=getattr(exc, "target_type", ""),
+        target_id=getattr(exc, "target_id", ""),
+        payload={
+            "method": request.method,
+            "path": request.path[:500],
+            "status": status_code,
+            "code": code,
+            "reason": message[:500],
+        },
+    )
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    request = context.get("request")
+    status_code, code, message, fields, extra = _classify(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, drf.APIException):
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+    if status_code >= 500:
+        logger.exception("request failed with %s", status_code, exc_info=exc)
+    elif request is not None and status_code in (401, 403, 404) and not getattr(exc, "audited", False):
+        try:
+            _audit_denial(request, status_code, code, message, exc)
+        except DatabaseError:
+            logger.exception("could not audit a denied request")
+            status_code, code, message, fields, extra = (
+                503,
+                "service_unavailable",
+                "The audit log is unavailable.",
+                {},
+                {},
+            )
+    body = error_body(request, code=code, message=message, fields=fields, **extra)
+    return Response(body, status=status_code, headers=headers)

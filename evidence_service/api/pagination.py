@@ -1,0 +1,90 @@
+"""Keyset (cursor) pagination: pages stay fast however deep the caller goes, and rows
+added while paging do not shift later pages. Answers ``{"results": [...], "next": url}``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from rest_framework.request import Request
+from rest_framework.utils.urls import replace_query_param
+
+from evidence_service.api.errors import InvalidInput
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass
+class Page:
+    rows: list
+    next_url: str | None
+
+
+def _decode(cursor: str, width: int) -> list:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("The cursor is not valid.", fields={"cursor": "Use the 'next' link as given."}) from exc
+    if not isinstance(values, list) or len(values) != width:
+        raise InvalidInput("The cursor is not valid.", fields={"cursor": "Use the 'next' link as given."})
+    return values
+
+
+def _encode(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
+
+
+def read_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("limit is out of range.", fields={"limit": f"Give a whole number from 1 to {MAX_LIMIT}."})
+    return limit
+
+
+def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...]) -> Page:
+    """One page of ``queryset`` in ``order`` (field names, '-' for descending; the last
+    must be unique, e.g. the primary key), continuing after ``?cursor=``."""
+    limit = read_limit(request)
+    queryset = queryset.order_by(*order)
+    cursor = request.query_params.get("cursor")
+    fields = [name.lstrip("-") for name in order]
+    if cursor:
+        values = _decode(cursor, len(order))
+        model = queryset.model
+        try:
+            values = [model._meta.get_field(name).to_python(value) for name, value in zip(fields, values, strict=False)]
+        except Exception as exc:  # a ValidationError or TypeError from a forged cursor
+            raise InvalidInput("The cursor is not valid.", fields={"cursor": "Use the 'next' link as given."}) from exc
+        condition = Q()
+        for position, name in enumerate(order):
+            lookup = "lt" if name.startswith("-") else "gt"
+            step = Q(**{f"{fields[position]}__{lookup}": values[position]})
+            for earlier in range(position):
+                step &= Q(**{fields[earlier]: values[earlier]})
+            condition |= step
+        queryset = queryset.filter(condition)
+    rows = list(queryset[: limit + 1])
+    next_url = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        token = _encode(
+            [
+                getattr(last, name)
+                if not hasattr(getattr(last, name), "isoformat")
+                else getattr(last, name).isoformat()
+                for name in fields
+            ]
+        )
+        next_url = replace_query_param(request.build_absolute_uri(), "cursor", token)
+    return Page(rows=rows, next_url=next_url)

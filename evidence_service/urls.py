@@ -1,0 +1,24 @@
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.views import AuditedLoginView
+from evidence_service.api.views import healthz
+
+api_v1 = [
+    path("", include("accounts.api.urls")),
+    path("", include("cases.api.urls")),
+    path("audit/", include("audit.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/api/v1/docs/", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/login/", AuditedLoginView.as_view(), name="login"),
+    path("api/v1/", include(api_v1)),
+]
+
+handler404 = "evidence_service.api.views.not_found"
+handler500 = "evidence_service.api.views.server_error"

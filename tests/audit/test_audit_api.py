@@ -1,0 +1,143 @@
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+
+
+@pytest.fixture
+def history(alice, bob, north_case, jane_profile, client_for):
+    """Alice logs a viewing of Jane and reads Jane's record; Bob is refused Jane."""
+    client = client_for(alice)
+    client.post(
+        "/api/v1/viewings/",
+        {
+            "case": north_case.pk,
+            "profile": jane_profile.pk,
+            "purpose": "locate_person",
+            "justification": "Need to tell mother about the hearing on Monday",
+            "access_method": "council_overt_account",
+            "interaction": "none",
+            "information_recorded": "Current town",
+            "third_party_information": "",
+        },
+        format="json",
+    )
+    client.get(f"/api/v1/subjects/{jane_profile.subject_id}/")
+    client_for(bob).get(f"/api/v1/subjects/{jane_profile.subject_id}/")
+    return jane_profile.subject
+
+
+def test_auditor_queries_events_by_actor_and_action(audrey, history, client_for):
+    response = client_for(audrey).get("/api/v1/audit/events/", {"actor": "alice", "action": "viewing.create"})
+    assert response.status_code == 200
+    [event] = response.json()["results"]
+    assert event["actor"] == {"id": event["actor"]["id"], "username": "alice", "role": "practitioner"}
+    assert event["case"] is not None and event["subjects"] == [history.pk]
+    assert event["payload"]["justification"] == "Need to tell mother about the hearing on Monday"
+    assert event["request_id"] and event["ip_address"] == "127.0.0.1"
+
+
+def test_events_filter_by_subject_target_and_time(audrey, history, client_for):
+    client = client_for(audrey)
+    by_subject = client.get("/api/v1/audit/events/", {"subject": history.pk}).json()["results"]
+    assert [e["action"] for e in by_subject] == ["viewing.create", "subject.read"]
+    by_target = client.get("/api/v1/audit/events/", {"target_type": "subject", "target_id": history.pk}).json()
+    assert {e["action"] for e in by_target["results"]} == {"subject.read", "request.denied"}
+    later = (timezone.now() + timedelta(minutes=1)).isoformat()
+    assert client.get("/api/v1/audit/events/", {"since": later}).json()["results"] == []
+
+
+def test_events_are_in_sequence_and_page_by_cursor(audrey, history, client_for):
+    client = client_for(audrey)
+    total = AuditEvent.objects.count()
+    seen, url = [], "/api/v1/audit/events/?limit=3"
+    while url:
+        page = client.get(url).json()
+        seen += [e["sequence"] for e in page["results"]]
+        url = page["next"]
+    assert seen == sorted(seen) and len(seen) >= total
+    assert len(set(seen)) == len(seen)
+
+
+def test_every_auditor_query_is_itself_audited(audrey, history, client_for):
+    client = client_for(audrey)
+    client.get("/api/v1/audit/events/", {"actor": "alice"})
+    query = AuditEvent.objects.filter(action="audit.query").latest("id")
+    assert query.actor_username == "audrey" and query.payload["filters"] == {"actor": "alice"}
+
+
+def test_events_as_csv(audrey, history, client_for):
+    response = client_for(audrey).get("/api/v1/audit/events/", {"format": "csv", "action": "viewing.create"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(row["action"], row["actor_username"]) for row in rows] == [("viewing.create", "alice")]
+
+
+def test_access_history_shows_every_view_and_every_read_of_a_person(audrey, history, client_for):
+    response = client_for(audrey).get("/api/v1/audit/access-history/", {"subject": history.pk})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["subject"]["display_name"] == "Jane Doe"
+    [viewing] = body["viewings"]
+    assert (viewing["practitioner"], viewing["case_reference"], viewing["purpose"]) == ("alice", "N-1", "locate_person")
+    assert viewing["justification"] == "Need to tell mother about the hearing on Monday"
+    actions = [(e["actor"], e["action"]) for e in body["events"]]
+    assert ("alice", "subject.read") in actions and ("alice", "viewing.create") in actions
+    # Bob's refused attempt is a denied request against Jane's record.
+    assert AuditEvent.objects.filter(actor_username="bob", action="request.denied", target_id=str(history.pk)).exists()
+    # The auditor's own query is now part of Jane's history.
+    assert AuditEvent.objects.touching_subject(history.pk).filter(actor_username="audrey").count() == 1
+
+
+def test_access_history_as_csv_merges_views_and_reads_in_time_order(sam, history, client_for):
+    response = client_for(sam).get("/api/v1/audit/access-history/", {"subject": history.pk, "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert {row["kind"] for row in rows} == {"viewing", "event"}
+    assert [row["when"] for row in rows] == sorted(row["when"] for row in rows)
+    viewing = next(row for row in rows if row["kind"] == "viewing")
+    assert viewing["justification"] == "Need to tell mother about the hearing on Monday"
+
+
+def test_csv_neutralises_spreadsheet_formulas(audrey, alice, north_case, jane_profile, client_for):
+    client_for(alice).post(
+        "/api/v1/viewings/",
+        {
+            "case": north_case.pk,
+            "profile": jane_profile.pk,
+            "purpose": "risk_assessment",
+            "justification": '=HYPERLINK("http://example.invalid")',
+            "access_method": "logged_out_public",
+            "interaction": "none",
+            "information_recorded": "",
+            "third_party_information": "",
+        },
+        format="json",
+    )
+    response = client_for(audrey).get(
+        "/api/v1/audit/access-history/", {"subject": jane_profile.subject_id, "format": "csv"}
+    )
+    text = b"".join(response.streaming_content).decode()
+    assert "'=HYPERLINK" in text
+
+
+def test_access_history_needs_a_subject(audrey, client_for):
+    response = client_for(audrey).get("/api/v1/audit/access-history/")
+    assert response.status_code == 400 and "subject" in response.json()["fields"]
+    assert client_for(audrey).get("/api/v1/audit/access-history/?subject=999999").status_code == 404
+
+
+@pytest.mark.parametrize("who", ["alice", "olivia", "adam"])
+def test_only_auditors_and_the_sro_read_the_audit_log(who, request, client_for):
+    client = client_for(request.getfixturevalue(who))
+    assert client.get("/api/v1/audit/events/").status_code == 403
+    assert client.get("/api/v1/audit/access-history/?subject=1").status_code == 403
+    denied = AuditEvent.objects.filter(action="request.denied", actor_username=who)
+    assert denied.count() == 2
+
+
+def test_auditors_cannot_write_through_the_audit_api(audrey, client_for):
+    assert client_for(audrey).post("/api/v1/audit/events/", {}, format="json").status_code == 403

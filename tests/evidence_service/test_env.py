@@ -1,0 +1,101 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from evidence_service.env import env_bool, env_int, env_list, env_secret, parse_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("off", False), ("", False)])
+def test_env_bool_reads_the_usual_spellings(monkeypatch, value, expected):
+    monkeypatch.setenv("FLAG", value)
+    assert env_bool("FLAG") is expected
+
+
+def test_env_bool_fails_loudly_on_nonsense(monkeypatch):
+    monkeypatch.setenv("FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="FLAG"):
+        env_bool("FLAG")
+
+
+def test_env_int_checks_type_and_range(monkeypatch):
+    monkeypatch.setenv("N", "twelve")
+    with pytest.raises(ImproperlyConfigured, match="N must be an integer"):
+        env_int("N", 1)
+    monkeypatch.setenv("N", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("N", 5, minimum=1)
+    monkeypatch.delenv("N")
+    assert env_int("N", 5) == 5
+
+
+def test_env_list_splits_on_commas(monkeypatch):
+    monkeypatch.setenv("HOSTS", " a.example , b.example,, ")
+    assert env_list("HOSTS") == ["a.example", "b.example"]
+
+
+def test_secrets_can_come_from_a_file_but_not_both(monkeypatch, tmp_path):
+    secret = tmp_path / "s"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("API_SECRET_FILE", str(secret))
+    assert env_secret("API_SECRET") == "from-a-file"
+    monkeypatch.setenv("API_SECRET", "direct")
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        env_secret("API_SECRET")
+
+
+def test_postgres_urls_become_database_settings(tmp_path):
+    config = parse_database_url(
+        "postgresql://svc:p%40ss@db.internal:6543/case_evidence?sslmode=require", base_dir=tmp_path
+    )
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
+        "svc",
+        "p@ss",
+        "db.internal",
+        "6543",
+        "case_evidence",
+    )
+    assert config["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_sqlite_urls_relative_and_absolute(tmp_path):
+    assert parse_database_url("sqlite:///data/x.sqlite3", base_dir=tmp_path)["NAME"] == str(tmp_path / "data/x.sqlite3")
+    assert parse_database_url("sqlite:////var/db.sqlite3", base_dir=tmp_path)["NAME"] == "/var/db.sqlite3"
+
+
+@pytest.mark.parametrize("url", ["mysql://localhost/db", "postgresql://localhost/", "postgresql://h:notaport/db"])
+def test_unsupported_or_incomplete_database_urls_fail_loudly(url, tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        parse_database_url(url, base_dir=tmp_path)
+
+
+def _load_settings(env: dict) -> subprocess.CompletedProcess:
+    code = "import evidence_service.settings"
+    clean = {"PATH": "/usr/bin:/bin", "DATA_DIR": env.pop("DATA_DIR")}
+    # Fixed arguments: this interpreter importing the settings module.
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+def test_secret_key_is_required_when_debug_is_off(tmp_path):
+    result = _load_settings({"DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_debug_without_a_secret_key_keeps_a_generated_one_private(tmp_path):
+    result = _load_settings({"DATA_DIR": str(tmp_path), "DEBUG": "1"})
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text()) >= 50
+
+
+@pytest.mark.parametrize("name, value", [("REDIS_URL", "http://x"), ("API_TOKEN_TTL_HOURS", "soon"), ("DEBUG", "2")])
+def test_bad_settings_stop_the_service_from_starting(tmp_path, name, value):
+    result = _load_settings({"DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, name: value})
+    assert result.returncode != 0 and name in result.stderr
