@@ -41,6 +41,9 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # Random salt of the commitment through which the personal fields (username, address,
+    # user agent, request id, payload) enter the Merkle leaf; see audit/leaves.py.
+    commitment_salt = models.BinaryField(max_length=16, null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -66,3 +69,49 @@ class AuditSubjectLink(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["event", "subject_id"], name="audit_subject_link_once")]
         indexes = [models.Index(fields=["subject_id", "event"], name="audit_subject_seq")]
+
+
+class AuditLeaf(models.Model):
+    """The event's place in the Merkle tree. Indices run from 0 without gaps, in the
+    order the integrator found the events committed. ``commitment`` is kept here so the
+    leaf can be rebuilt, and the tree verified, even after the personal fields are erased."""
+
+    index = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="leaf")
+    commitment = models.BinaryField(max_length=32)
+    sequenced_at = models.DateTimeField()
+
+
+class AuditTreeNode(models.Model):
+    """The hash of one perfect subtree: 2**level leaves starting at index * 2**level
+    (level 0 holds the leaf hashes). With every such node stored, any proof is a handful
+    of primary-key reads. ``id`` packs (level, index) as ``level << 48 | index``."""
+
+    id = models.BigIntegerField(primary_key=True)
+    hash = models.BinaryField(max_length=32)
+
+
+class AuditLogState(models.Model):
+    """The integrator's bookkeeping: one row, locked while the tree is extended, so two
+    integrators can never append the same index twice or fork the tree."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    tree_size = models.BigIntegerField(default=0)
+    root = models.BinaryField(max_length=32)
+    # Highest event id sequenced so far (new events are found above it cheaply).
+    max_event_id = models.BigIntegerField(default=0)
+    # Every event at or below this id is sequenced or never committed: the periodic sweep
+    # for events that committed out of id order starts here.
+    scan_from_event_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the tree's size and root (C2SP tlog-checkpoint in a signed
+    note). Each is checked consistent with the one before it before it is signed."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root = models.BinaryField(max_length=32)
+    note = models.TextField()
+    key_id = models.CharField(max_length=8)
+    signed_at = models.DateTimeField(db_index=True)

@@ -4,6 +4,7 @@ transaction as the change it records, so an action and its event commit or fail 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,8 +99,22 @@ def audit_record(
             user_agent=ctx.user_agent,
             request_id=ctx.request_id,
             payload=body,
+            commitment_salt=os.urandom(16),
         )
         unique_subjects = sorted({int(s) for s in subject_ids if s is not None})
         if unique_subjects:
             AuditSubjectLink.objects.bulk_create([AuditSubjectLink(event=event, subject_id=s) for s in unique_subjects])
+    _integrate_after_commit()
     return event
+
+
+def _integrate_after_commit() -> None:
+    """Once per transaction, sequence the new events into the Merkle tree after commit."""
+    if not settings.AUDIT_INTEGRATE_AFTER_COMMIT:
+        return
+    from audit.log import integrate_after_commit
+
+    connection = transaction.get_connection()
+    if any(callback is integrate_after_commit for _ids, callback, _robust in connection.run_on_commit):
+        return
+    transaction.on_commit(integrate_after_commit)

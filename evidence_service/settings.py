@@ -111,8 +111,12 @@ if _default_db["ENGINE"] == "django.db.backends.postgresql":
     _default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _default_db["CONN_HEALTH_CHECKS"] = True
 else:
-    # Writers wait for the lock rather than failing at once under light concurrency.
-    _default_db.setdefault("OPTIONS", {})["timeout"] = env_int("SQLITE_TIMEOUT", 20, minimum=1)
+    # Writers wait for the lock rather than failing at once under light concurrency, and
+    # take it when their transaction begins (IMMEDIATE), so two transactions never both
+    # read and then fail to upgrade to a write.
+    _default_db.setdefault("OPTIONS", {}).update(
+        {"timeout": env_int("SQLITE_TIMEOUT", 20, minimum=1), "transaction_mode": "IMMEDIATE"}
+    )
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -133,7 +137,31 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Sequences audit events committed out of id order, and signs a checkpoint for
+    # whatever the request path has appended since the last one.
+    "audit-integrate": {"task": "audit.tasks.audit_integrate", "schedule": 2.0},
+}
+
+# --- Tamper-evident audit log (RFC 9162 Merkle tree, signed checkpoints) ---------------
+# The log's name, written into every leaf and checkpoint; make it unique per deployment.
+AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN", "case-evidence.localhost/audit-log")
+if any(ch.isspace() for ch in AUDIT_LOG_ORIGIN) or "+" in AUDIT_LOG_ORIGIN:
+    raise ImproperlyConfigured("AUDIT_LOG_ORIGIN may not contain spaces or '+'.")
+# The Ed25519 signing key in signed-note form (PRIVATE+KEY+<name>+<id>+<base64>), from the
+# environment or a file; without one, a key is generated on first use and kept in
+# DATA_DIR/audit-signing.key (mode 0600).
+AUDIT_SIGNING_KEY = env_secret("AUDIT_SIGNING_KEY")
+AUDIT_SIGNING_KEY_PATH = DATA_DIR / "audit-signing.key"
+# Sequence new events in-process right after each commit (the request path never waits
+# for another integrator: it skips when one is running).
+AUDIT_INTEGRATE_AFTER_COMMIT = env_bool("AUDIT_INTEGRATE_AFTER_COMMIT", True)
+# Sign at most one checkpoint per interval on the request path; the periodic task signs
+# whatever is left. Without a broker there is no periodic task, so sign every time.
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_MS", 1000 if REDIS_URL else 0, minimum=0) / 1000
+# Transactions are assumed to finish within this; the periodic sweep looks this far back
+# for events that committed after higher-numbered ones.
+AUDIT_SEQUENCING_GRACE_SECONDS = env_int("AUDIT_SEQUENCING_GRACE_SECONDS", 60, minimum=1)
 
 # --- Email --------------------------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST")

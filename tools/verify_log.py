@@ -33,7 +33,9 @@ with a signed checkpoint for a tree of ``tree_size >= end`` leaves::
       "entries": [                           // exactly end - start, in index order
         {"index": 0,
          "leaf": "<base64 leaf bytes>",      // the leaf exactly as hashed
-         "leaf_hash": "<base64>"},           // optional, see below
+         "leaf_hash": "<base64>",            // optional, see below
+         "opening": {"salt": "<base64>",     // optional, see below
+                     "fields": {...}}},
         ...
       ],
       "left_hashes": ["<base64>", ...],      // required when start > 0
@@ -55,6 +57,10 @@ tree and compares it with the checkpoint:
 - ``leaf_hash``, when present, is the leaf hash the log recorded when the event was
   appended. It adds no trust (the root is what is signed) but lets the verifier name
   the exact entry whose bytes were altered afterwards.
+- ``opening``, when present, holds the salt and the personal fields that the leaf
+  commits to only through its ``commitment`` (SHA-256(salt || canonical JSON of the
+  fields)); the verifier recomputes the commitment, so altered personal fields or
+  payloads are found too, at their index.
 - ``checkpoints`` are other signed checkpoints of the same log at sizes within
   ``[start, end]``. Each is checked against the running root when the entries reach
   its size, which both proves that the log never forked and narrows down where an
@@ -69,6 +75,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import hashlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -270,6 +277,8 @@ def entry_leaf_hash(entry: dict[str, Any], index: int) -> bytes:
     what = f"entry index {index}"
     leaf = decode_base64(require(entry, "leaf", str, what), f"{what} leaf")
     computed = merkle.leaf_hash(leaf)
+    if "opening" in entry:
+        check_opening(entry["opening"], leaf, what)
     if "leaf_hash" in entry:
         recorded = decode_hash(entry["leaf_hash"], f"{what} leaf_hash")
         if recorded != computed:
@@ -278,6 +287,34 @@ def entry_leaf_hash(entry: dict[str, Any], index: int) -> bytes:
                 "logged; the entry (or its recorded hash) has been altered"
             )
     return computed
+
+
+def canonical_json(value: Any) -> bytes:
+    """The service's canonical JSON: keys sorted, no spaces, UTF-8 as itself."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def check_opening(opening: Any, leaf: bytes, what: str) -> None:
+    """Check an entry's commitment opening against its leaf.
+
+    The leaf commits to the event's personal fields (username, address, user agent,
+    request id, payload) only through ``commitment`` = SHA-256(salt || canonical JSON of
+    those fields). An export that carries them as ``opening: {"salt", "fields"}`` lets the
+    verifier show that they too are unaltered.
+    """
+    if not isinstance(opening, dict):
+        raise VerificationError(f"{what}: opening is not a JSON object")
+    salt = decode_base64(require(opening, "salt", str, f"{what} opening"), f"{what} opening salt")
+    fields = require(opening, "fields", dict, f"{what} opening")
+    try:
+        committed = base64.b64decode(json.loads(leaf)["commitment"], validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise VerificationError(f"{what}: the leaf carries no readable commitment") from None
+    if hashlib.sha256(salt + canonical_json(fields)).digest() != committed:
+        raise VerificationError(
+            f"{what}: the event's personal fields or payload do not match the leaf's commitment; "
+            "they were altered after the event was logged"
+        )
 
 
 class MilestoneCheckpoints:

@@ -3,10 +3,12 @@ Every query is itself audited (``audit.query``)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import StreamingHttpResponse
@@ -16,10 +18,13 @@ from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRen
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import selectors
-from audit.models import AuditEvent
+from audit import keys, selectors
+from audit import log as audit_log
+from audit.leaves import personal_data
+from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import AuditContext, audit_record
 from cases.api.views import page_schema
+from evidence_service.api.errors import InvalidInput, NotFound
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -93,6 +98,11 @@ class AuditEventOutput(serializers.Serializer):
     user_agent = serializers.CharField()
     request_id = serializers.CharField()
     payload = serializers.JSONField()
+    leaf_index = serializers.SerializerMethodField(help_text="Index in the Merkle tree; null until sequenced.")
+
+    def get_leaf_index(self, event) -> int | None:
+        leaf = getattr(event, "leaf", None)
+        return leaf.index if leaf else None
 
     def get_subjects(self, event) -> list[int]:
         return sorted(link.subject_id for link in event.subject_links.all())
@@ -164,7 +174,9 @@ class AuditEventListApi(_AuditApi):
     def get(self, request):
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        events = selectors.audit_events(**filters.validated_data).prefetch_related("subject_links")
+        events = (
+            selectors.audit_events(**filters.validated_data).select_related("leaf").prefetch_related("subject_links")
+        )
         ctx = AuditContext.from_request(request)
         if self.wants_csv(request):
             with transaction.atomic():
@@ -326,3 +338,208 @@ def _history_rows(history: selectors.AccessHistory) -> list[list]:
         for event in history.events
     ]
     return [row for _when, row in sorted(rows, key=lambda item: item[0])]
+
+
+# --- The Merkle tree: checkpoints, proofs, entries, export -------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _audited_query(request, query: str, **payload) -> None:
+    with transaction.atomic():
+        audit_record(
+            ctx=AuditContext.from_request(request),
+            action="audit.export" if query == "export" else "audit.query",
+            target_type="audit_log",
+            payload={"query": query, **payload},
+        )
+
+
+def _out_of_range(field: str, exc: Exception) -> InvalidInput:
+    return InvalidInput(str(exc), fields={field: str(exc)})
+
+
+class CheckpointOutput(serializers.Serializer):
+    origin = serializers.CharField()
+    tree_size = serializers.IntegerField()
+    root = serializers.CharField(help_text="base64 SHA-256 root hash")
+    note = serializers.CharField(help_text="The signed checkpoint (C2SP tlog-checkpoint in a signed note).")
+    signed_at = serializers.DateTimeField()
+    verifier_key = serializers.CharField(help_text="The log's public key: <name>+<key id hex>+<base64(0x01||key)>.")
+
+
+class AuditCheckpointApi(_AuditApi):
+    @extend_schema(responses=CheckpointOutput)
+    def get(self, request):
+        checkpoint = audit_log.latest_checkpoint()
+        _audited_query(request, "checkpoint", tree_size=checkpoint.tree_size if checkpoint else None)
+        if checkpoint is None:
+            raise NotFound("checkpoint", "latest")
+        return Response(
+            CheckpointOutput(
+                {
+                    "origin": settings.AUDIT_LOG_ORIGIN,
+                    "tree_size": checkpoint.tree_size,
+                    "root": b64(bytes(checkpoint.root)),
+                    "note": checkpoint.note,
+                    "signed_at": checkpoint.signed_at,
+                    "verifier_key": keys.verifier().encode(),
+                }
+            ).data
+        )
+
+
+class InclusionProofApi(_AuditApi):
+    class Filters(serializers.Serializer):
+        index = serializers.IntegerField(min_value=0, max_value=2**62)
+        tree_size = serializers.IntegerField(min_value=1, max_value=2**62)
+
+    class Output(serializers.Serializer):
+        index = serializers.IntegerField()
+        tree_size = serializers.IntegerField()
+        leaf_hash = serializers.CharField()
+        proof = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(parameters=[Filters], responses=Output)
+    def get(self, request):
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        index, size = filters.validated_data["index"], filters.validated_data["tree_size"]
+        try:
+            leaf_hash, proof = audit_log.inclusion_proof(index, size)
+        except audit_log.OutOfRange as exc:
+            raise _out_of_range("index" if "index" in str(exc) else "tree_size", exc) from exc
+        _audited_query(request, "inclusion_proof", index=index, tree_size=size)
+        body = {"index": index, "tree_size": size, "leaf_hash": b64(leaf_hash), "proof": [b64(h) for h in proof]}
+        return Response(self.Output(body).data)
+
+
+class ConsistencyProofApi(_AuditApi):
+    class Filters(serializers.Serializer):
+        first = serializers.IntegerField(min_value=0, max_value=2**62)
+        second = serializers.IntegerField(min_value=0, max_value=2**62)
+
+    class Output(serializers.Serializer):
+        first = serializers.IntegerField()
+        second = serializers.IntegerField()
+        proof = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(parameters=[Filters], responses=Output)
+    def get(self, request):
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        first, second = filters.validated_data["first"], filters.validated_data["second"]
+        try:
+            proof = audit_log.consistency_proof(first, second)
+        except audit_log.OutOfRange as exc:
+            raise _out_of_range("second" if first <= second else "first", exc) from exc
+        _audited_query(request, "consistency_proof", first=first, second=second)
+        return Response(self.Output({"first": first, "second": second, "proof": [b64(h) for h in proof]}).data)
+
+
+MAX_ENTRIES = 1000
+MAX_EXPORT = 100_000
+
+
+class EntryOutput(serializers.Serializer):
+    index = serializers.IntegerField()
+    leaf = serializers.CharField(help_text="base64 leaf bytes (canonical JSON; see the README)")
+    leaf_hash = serializers.CharField(help_text="base64 SHA-256(0x00 || leaf) as stored when sequenced")
+
+
+def _entry(entry: audit_log.Entry) -> dict:
+    return {"index": entry.index, "leaf": b64(entry.leaf), "leaf_hash": b64(entry.leaf_hash)}
+
+
+def _entry_with_opening(entry: audit_log.Entry) -> dict:
+    """The entry plus the opening of its commitment, so an offline check covers the
+    personal fields and payload too (see tools/verify_log.py)."""
+    salt = bytes(entry.event.commitment_salt or b"")
+    return {**_entry(entry), "opening": {"salt": b64(salt), "fields": personal_data(entry.event)}}
+
+
+class OpeningOutput(serializers.Serializer):
+    salt = serializers.CharField()
+    fields = serializers.JSONField()
+
+
+class ExportEntryOutput(EntryOutput):
+    opening = OpeningOutput(help_text="Salt and personal fields committed to by the leaf.")
+
+
+class _RangeFilters(serializers.Serializer):
+    start = serializers.IntegerField(min_value=0, max_value=2**62, required=False, default=0)
+    end = serializers.IntegerField(min_value=0, max_value=2**62, required=False)
+
+
+def _range(request, *, default_end: int, limit: int) -> tuple[int, int]:
+    filters = _RangeFilters(data=request.query_params)
+    filters.is_valid(raise_exception=True)
+    start = filters.validated_data["start"]
+    end = filters.validated_data.get("end", min(default_end, start + limit))
+    if end > default_end:
+        raise InvalidInput("end is beyond the tree.", fields={"end": f"The tree has {default_end} leaves."})
+    if start > end:
+        raise InvalidInput("start is after end.", fields={"start": "Must not be greater than end."})
+    if end - start > limit:
+        raise InvalidInput("Range too large.", fields={"end": f"At most {limit} entries per request."})
+    return start, end
+
+
+class AuditEntriesApi(_AuditApi):
+    class Output(serializers.Serializer):
+        start = serializers.IntegerField()
+        end = serializers.IntegerField()
+        tree_size = serializers.IntegerField()
+        entries = EntryOutput(many=True)
+
+    @extend_schema(parameters=[_RangeFilters], responses=Output)
+    def get(self, request):
+        size = audit_log.tree_size()
+        start, end = _range(request, default_end=size, limit=MAX_ENTRIES)
+        rows = audit_log.entries(start, end)
+        _audited_query(request, "entries", start=start, end=end)
+        body = {"start": start, "end": end, "tree_size": size, "entries": [_entry(e) for e in rows]}
+        return Response(self.Output(body).data)
+
+
+class AuditExportApi(_AuditApi):
+    """A bundle that ``tools/verify_log.py bundle`` verifies offline with the verifier key."""
+
+    class Output(serializers.Serializer):
+        origin = serializers.CharField()
+        verifier_key = serializers.CharField()
+        checkpoint = serializers.CharField()
+        tree_size = serializers.IntegerField()
+        start = serializers.IntegerField()
+        end = serializers.IntegerField()
+        entries = ExportEntryOutput(many=True)
+        left_hashes = serializers.ListField(child=serializers.CharField())
+        right_hashes = serializers.ListField(child=serializers.CharField())
+        checkpoints = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(parameters=[_RangeFilters], responses=Output)
+    def get(self, request):
+        checkpoint = audit_log.latest_checkpoint()
+        if checkpoint is None:
+            raise NotFound("checkpoint", "latest")
+        size = checkpoint.tree_size
+        start, end = _range(request, default_end=size, limit=MAX_EXPORT)
+        rows = audit_log.entries(start, end)
+        earlier = AuditCheckpoint.objects.filter(tree_size__gte=start, tree_size__lte=end).order_by("tree_size")
+        _audited_query(request, "export", start=start, end=end, tree_size=size)
+        body = {
+            "origin": settings.AUDIT_LOG_ORIGIN,
+            "verifier_key": keys.verifier().encode(),
+            "checkpoint": checkpoint.note,
+            "tree_size": size,
+            "start": start,
+            "end": end,
+            "entries": [_entry_with_opening(e) for e in rows],
+            "left_hashes": [b64(h) for h in audit_log.perfect_subtree_hashes(0, start)],
+            "right_hashes": [b64(h) for h in audit_log.perfect_subtree_hashes(end, size)],
+            "checkpoints": [c.note for c in earlier.iterator()],
+        }
+        return Response(self.Output(body).data)
