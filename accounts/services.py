@@ -51,6 +51,10 @@ def user_create_or_update(
         user.set_password(password)
     user.full_clean(exclude=["password"])
     user.save()
+    revoked = 0
+    if password and not created:
+        # A new password ends every session held with the old one.
+        revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
     teams = [team_get_or_create(ctx=ctx, name=name) for name in team_names]
     user.teams.set(teams)
     audit_record(
@@ -63,6 +67,7 @@ def user_create_or_update(
             "role": role,
             "teams": sorted(team.name for team in teams),
             "password_changed": bool(password),
+            "tokens_revoked": revoked,
         },
     )
     return user, created

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
+from django.db import transaction
 
 from accounts.services import session_login_record
 from audit.services import AuditContext
@@ -13,11 +14,12 @@ class AuditedLoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        session_login_record(
-            ctx=AuditContext.from_request(self.request), user=form.get_user(), username=form.get_user().username
-        )
-        return response
+        # The sign-in and its audit event commit together, or neither does.
+        with transaction.atomic():
+            session_login_record(
+                ctx=AuditContext.from_request(self.request), user=form.get_user(), username=form.get_user().username
+            )
+            return super().form_valid(form)
 
     def form_invalid(self, form):
         session_login_record(

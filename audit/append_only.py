@@ -7,6 +7,10 @@ BEFORE DELETE triggers abort the statement (SQLite has no TRUNCATE; a DELETE wit
 WHERE clause fires the trigger too). Only someone who can drop triggers (a database
 superuser) can get round this, and the tamper-evident Merkle log exists for that case.
 
+The table owner can still switch triggers off, so in production the service should run
+as a role that does not own the tables: ``manage.py grant_runtime_role ROLE`` (run as the
+owner, after migrating) gives such a role SELECT and INSERT only on these tables.
+
 Caution for future migrations: when Django rebuilds a SQLite table (some ALTERs), the
 triggers are dropped with the old table; such a migration must call ``protect`` again.
 """
@@ -14,6 +18,16 @@ triggers are dropped with the old table; such a migration must call ``protect`` 
 from __future__ import annotations
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+#: Every append-only model (the migrations install the protection table by table).
+APPEND_ONLY_MODELS = (
+    "audit.AuditEvent",
+    "audit.AuditSubjectLink",
+    "audit.AuditLeaf",
+    "audit.AuditTreeNode",
+    "audit.AuditCheckpoint",
+    "cases.Viewing",
+)
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION case_evidence_reject_change() RETURNS trigger

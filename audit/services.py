@@ -81,7 +81,7 @@ def audit_record(
     if outcome not in Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     actor = ctx.actor
-    body = dict(payload or {})
+    body = _storable(dict(payload or {}))
     if ctx.via != "api":
         body.setdefault("via", ctx.via)
     with transaction.atomic():
@@ -93,10 +93,10 @@ def audit_record(
             action=action,
             outcome=outcome,
             target_type=target_type,
-            target_id=str(target_id) if target_id not in (None, "") else "",
+            target_id=_storable(str(target_id))[:64] if target_id not in (None, "") else "",
             case_id=case_id,
             ip_address=ctx.ip_address,
-            user_agent=ctx.user_agent,
+            user_agent=_storable(ctx.user_agent)[:512],
             request_id=ctx.request_id,
             payload=body,
             commitment_salt=os.urandom(16),
@@ -106,6 +106,18 @@ def audit_record(
             AuditSubjectLink.objects.bulk_create([AuditSubjectLink(event=event, subject_id=s) for s in unique_subjects])
     _integrate_after_commit()
     return event
+
+
+def _storable(value: Any) -> Any:
+    """What the caller sent, made storable: NUL characters (which PostgreSQL text and
+    jsonb refuse) are replaced, so that recording a hostile request cannot fail."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(str(key)): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _integrate_after_commit() -> None:

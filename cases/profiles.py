@@ -179,13 +179,20 @@ def _looks_like_url(value: str, platform: _Platform | None) -> bool:
     return head in platform.hosts
 
 
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}")
+
+
 def _split_url(value: str) -> tuple[str, list[str], dict[str, list[str]], str]:
     if "://" not in value:
         value = "https://" + value
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ProfileAddressError(f"That is not a valid address: {exc}.") from exc
+    if parts.scheme.lower() not in ("http", "https") or not hostname or not _HOSTNAME.fullmatch(hostname):
         raise ProfileAddressError("Give the profile's handle or its http(s) address.")
-    host = parts.hostname.lower().removeprefix("www.")
+    host = hostname.lower().removeprefix("www.")
     segments = [segment for segment in parts.path.split("/") if segment]
     return host, segments, parse_qs(parts.query), parts.query
 

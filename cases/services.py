@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -122,6 +123,8 @@ def subject_add_to_case(
     _require_case_team(ctx, case)
     external_id = (external_id or "").strip() or None
     subject = Subject.objects.filter(external_id=external_id).first() if external_id else None
+    if subject is not None and not Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
+        _require_same_person(subject, display_name=display_name, date_of_birth=date_of_birth)
     subject_created = subject is None
     if subject_created:
         subject = Subject(
@@ -150,18 +153,40 @@ def subject_add_to_case(
     link, link_created = CaseSubject.objects.get_or_create(
         case=case, subject=subject, defaults={"relationship": relationship, "linked_by": ctx.actor}
     )
-    if link_created:
-        link.full_clean()
-        audit_record(
-            ctx=ctx,
-            action="subject.link",
-            target_type="subject",
-            target_id=subject.pk,
-            case_id=case.pk,
-            subject_ids=[subject.pk],
-            payload={"relationship": relationship, "existing_subject": not subject_created},
-        )
+    # Linking answers with the person's record, so an existing link is a read of it.
+    audit_record(
+        ctx=ctx,
+        action="subject.link" if link_created else "subject.read",
+        target_type="subject",
+        target_id=subject.pk,
+        case_id=case.pk,
+        subject_ids=[subject.pk],
+        payload={
+            "relationship": link.relationship,
+            "existing_subject": not subject_created,
+            "already_linked": not link_created,
+        },
+    )
     return SubjectLinkResult(subject=subject, link=link, subject_created=subject_created, link_created=link_created)
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: date | None) -> None:
+    """An external id known only through other teams' cases links that person only when
+    the caller also knows their name and date of birth: otherwise a guessed id would
+    show another team's records of someone."""
+    if not _same_name(subject.display_name, display_name) or subject.date_of_birth != date_of_birth:
+        error = Conflict(
+            "A person with this external_id is already recorded, with a different name or date of birth. "
+            "Check the id, or ask the team that holds the person's record.",
+            code="subject_details_mismatch",
+            fields={"external_id": "Recorded for a person with other details."},
+        )
+        error.target_type, error.target_id, error.subject_ids = "subject", subject.pk, (subject.pk,)
+        raise error
 
 
 # --- Profiles -----------------------------------------------------------------------------------
@@ -183,7 +208,11 @@ def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, hand
         profile = Profile(
             subject=subject, platform=platform, handle=normalised.handle, url=normalised.url, created_by=ctx.actor
         )
-        profile.full_clean()
+        try:
+            profile.full_clean()
+        except ValidationError as exc:
+            messages = [m for field_messages in exc.message_dict.values() for m in field_messages]
+            raise InvalidInput("That is not a valid profile address.", fields={"handle": messages}) from exc
         try:
             with transaction.atomic():
                 profile.save()
@@ -200,11 +229,22 @@ def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, hand
             )
             return profile, True
     if existing.subject_id != subject.pk:
-        raise Conflict(
+        error = Conflict(
             "This profile is already registered to another person.",
             code="profile_belongs_to_another_subject",
             fields={"handle": "Registered to another person."},
         )
+        # The refusal tells the caller the profile is known: it belongs in the owner's history.
+        error.target_type, error.target_id, error.subject_ids = "profile", existing.pk, (existing.subject_id,)
+        raise error
+    audit_record(
+        ctx=ctx,
+        action="profile.read",
+        target_type="profile",
+        target_id=existing.pk,
+        subject_ids=[subject.pk],
+        payload={"via": "registered again", "given": handle[:500]},
+    )
     return existing, False
 
 
@@ -426,4 +466,11 @@ def viewing_supersede(*, ctx: AuditContext, original: Viewing, reason: str, deta
         )
     if not reason.strip():
         raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})
+    problems = {}
+    if details.case.pk != original.case_id:
+        problems["case"] = "A correction stays on the original viewing's case; log a new viewing for another case."
+    if details.profile.subject_id != original.subject_id:
+        problems["profile"] = "A correction is about the same person; log a new viewing for someone else."
+    if problems:
+        raise InvalidInput("A correction cannot move the record.", fields=problems)
     return viewing_log(ctx=ctx, details=details, supersedes=original, supersede_reason=reason)

@@ -183,8 +183,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "case-evidence@localhost")
 AUTH_USER_MODEL = "accounts.User"
 API_TOKEN_TTL = timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 12, minimum=1, maximum=24 * 30))
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Browser sessions last no longer than API tokens.
+SESSION_COOKIE_AGE = int(API_TOKEN_TTL.total_seconds())
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/api/v1/docs/"
 
@@ -205,7 +210,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["evidence_service.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "evidence_service.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "evidence_service.api.schema.ServiceAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -1,9 +1,12 @@
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import AuditedLoginView
+from evidence_service.api.fields import IdConverter
 from evidence_service.api.views import healthz
+
+register_converter(IdConverter, "id")
 
 api_v1 = [
     path("", include("accounts.api.urls")),

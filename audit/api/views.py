@@ -25,6 +25,7 @@ from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import AuditContext, audit_record
 from cases.api.views import page_schema
 from evidence_service.api.errors import InvalidInput, NotFound
+from evidence_service.api.fields import IdField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -153,8 +154,8 @@ class AuditEventListApi(_AuditApi):
         action = serializers.CharField(required=False, max_length=64)
         target_type = serializers.CharField(required=False, max_length=40)
         target_id = serializers.CharField(required=False, max_length=64)
-        case = serializers.IntegerField(required=False)
-        subject = serializers.IntegerField(required=False)
+        case = IdField(required=False)
+        subject = IdField(required=False)
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
 
@@ -238,7 +239,7 @@ class AccessHistorySubject(serializers.Serializer):
 
 class AccessHistoryApi(_AuditApi):
     class Filters(serializers.Serializer):
-        subject = serializers.IntegerField()
+        subject = IdField()
 
     class Output(serializers.Serializer):
         subject = AccessHistorySubject()

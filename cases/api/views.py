@@ -26,6 +26,7 @@ from cases.api.serializers import (
 from cases.models import AccessMethod, Interaction, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import NotFound
+from evidence_service.api.fields import IdField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -52,7 +53,7 @@ class CaseListCreateApi(_Api):
     class Input(serializers.Serializer):
         reference = serializers.CharField(max_length=64)
         title = serializers.CharField(max_length=200)
-        team = serializers.IntegerField()
+        team = IdField()
 
     class Filters(serializers.Serializer):
         status = serializers.ChoiceField(choices=["open", "closed"], required=False)
@@ -232,8 +233,8 @@ class ConsentWithdrawApi(_Api):
 
 
 class ViewingInput(serializers.Serializer):
-    case = serializers.IntegerField()
-    profile = serializers.IntegerField()
+    case = IdField()
+    profile = IdField()
     purpose = serializers.ChoiceField(choices=Purpose.choices)
     purpose_detail = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     justification = serializers.CharField(max_length=10000)
@@ -247,7 +248,7 @@ class ViewingInput(serializers.Serializer):
     )
     viewed_at = serializers.DateTimeField(required=False, allow_null=True)
     late_entry_reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-    authorisation = serializers.IntegerField(required=False, allow_null=True)
+    authorisation = IdField(required=False, allow_null=True)
     external_authority = ExternalAuthority(required=False, allow_null=True)
 
 
@@ -282,9 +283,9 @@ def _viewing_details(request, data: dict) -> services.ViewingDetails:
 
 class ViewingListCreateApi(_Api):
     class Filters(serializers.Serializer):
-        case = serializers.IntegerField(required=False)
-        subject = serializers.IntegerField(required=False)
-        profile = serializers.IntegerField(required=False)
+        case = IdField(required=False)
+        subject = IdField(required=False)
+        profile = IdField(required=False)
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
 

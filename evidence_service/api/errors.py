@@ -3,7 +3,7 @@
 Body: ``{"code": str, "message": str, "fields": {"field.path": [str, ...]}, "request_id": str}``.
 ``fields`` names each input field at fault (nested fields as dotted paths). Denied requests
 (401, 403, and 404 for objects outside the caller's scope) are written to the audit log as
-``request.denied``.
+``request.denied``, and conflicts (409) as ``request.conflict``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class ServiceError(Exception):
     default_code = "invalid"
     #: True when the service has already written its own audit event for this refusal.
     audited = False
+    #: The people (subject ids) a refusal concerns, so that it shows in their access history.
+    subject_ids: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -136,16 +138,27 @@ def _classify(exc: Exception) -> tuple[int, str, str, dict[str, list[str]], dict
     return 500, "server_error", "An unexpected error occurred; nothing was saved.", {}, {}
 
 
-def _audit_denial(request, status_code: int, code: str, message: str, exc: Exception) -> None:
+#: Refusals written to the audit log: 401, 403 and 404 as ``request.denied``; 409 (a
+#: conflict with what exists, which can reveal that it exists) as ``request.conflict``.
+AUDITED_REFUSALS = {401: "request.denied", 403: "request.denied", 404: "request.denied", 409: "request.conflict"}
+
+
+def _audit_refusal(request, status_code: int, code: str, message: str, exc: Exception) -> None:
     from audit.models import Outcome
     from audit.services import AuditContext, audit_record
 
+    target_type = getattr(exc, "target_type", "")
+    target_id = getattr(exc, "target_id", "")
+    subject_ids = list(getattr(exc, "subject_ids", ()))
+    if target_type == "subject" and str(target_id).isdigit() and len(str(target_id)) <= 18:
+        subject_ids.append(int(target_id))
     audit_record(
         ctx=AuditContext.from_request(request),
-        action="request.denied",
+        action=AUDITED_REFUSALS[status_code],
         outcome=Outcome.DENIED,
-        target_type=getattr(exc, "target_type", ""),
-        target_id=getattr(exc, "target_id", ""),
+        target_type=target_type,
+        target_id=target_id,
+        subject_ids=subject_ids,
         payload={
             "method": request.method,
             "path": request.path[:500],
@@ -167,9 +180,9 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             headers["Retry-After"] = str(int(exc.wait))
     if status_code >= 500:
         logger.exception("request failed with %s", status_code, exc_info=exc)
-    elif request is not None and status_code in (401, 403, 404) and not getattr(exc, "audited", False):
+    elif request is not None and status_code in AUDITED_REFUSALS and not getattr(exc, "audited", False):
         try:
-            _audit_denial(request, status_code, code, message, exc)
+            _audit_refusal(request, status_code, code, message, exc)
         except DatabaseError:
             logger.exception("could not audit a denied request")
             status_code, code, message, fields, extra = (

@@ -116,8 +116,24 @@ def test_session_sign_in_is_audited_and_failures_too(alice, client):
     assert client.get("/api/v1/me/").json()["username"] == "alice"
 
 
-def test_session_requests_that_write_need_a_csrf_token(alice, north):
+def test_session_requests_that_write_need_a_csrf_token(alice, north, client_for):
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(alice)
     response = client.post("/api/v1/cases/", {"reference": "X", "title": "t", "team": north.pk}, format="json")
-    assert response.status_code == 403
+    assert response.status_code == 403 and "CSRF" in response.json()["message"]
+    # The same request with a token (no cookie) is not subject to CSRF, and succeeds.
+    ok = client_for(alice).post("/api/v1/cases/", {"reference": "X", "title": "t", "team": north.pk}, format="json")
+    assert ok.status_code == 201
+
+
+def test_a_new_password_revokes_the_users_tokens(alice, client_for):
+    from django.core.management import call_command
+
+    client = client_for(alice)
+    call_command("create_user", "alice", "--role", "practitioner", "--password", "a-brand-new-passphrase")
+    assert client.get("/api/v1/me/").status_code == 401
+    assert AuditEvent.objects.get(action="user.update").payload["tokens_revoked"] == 1
+
+
+def test_browser_sessions_last_no_longer_than_tokens(settings):
+    assert settings.API_TOKEN_TTL.total_seconds() == settings.SESSION_COOKIE_AGE

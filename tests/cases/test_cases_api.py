@@ -32,6 +32,7 @@ def test_a_duplicate_reference_answers_409_naming_the_field(alice, north, north_
     assert response.status_code == 409
     assert "reference" in response.json()["fields"]
     assert Case.objects.count() == 1
+    assert AuditEvent.objects.filter(action="request.conflict", actor_username="alice").count() == 1
 
 
 def test_missing_fields_are_named(alice, client_for):
@@ -100,6 +101,7 @@ def test_practitioner_cannot_close_another_teams_case(alice, south_case, client_
     assert client_for(alice).post(f"/api/v1/cases/{south_case.pk}/close/").status_code == 404
     south_case.refresh_from_db()
     assert south_case.status == "open"
+    assert AuditEvent.objects.filter(action="request.denied", target_id=str(south_case.pk)).count() == 1
 
 
 def test_case_list_pages_with_a_cursor(alice, north, client_for):

@@ -1,5 +1,7 @@
+import json
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -26,18 +28,59 @@ def test_adding_a_person_to_a_case_creates_and_links_them(alice, north_case, cli
 def test_a_known_external_id_links_the_existing_person_across_teams(alice, bob, north_case, south_case, client_for):
     first = client_for(alice).post(
         f"/api/v1/cases/{north_case.pk}/subjects/",
-        {"display_name": "Jane Doe", "relationship": "parent", "external_id": "LCS-42"},
+        {"display_name": "Jane Doe", "relationship": "parent", "external_id": "LCS-42", "date_of_birth": "1990-02-01"},
         format="json",
     )
     second = client_for(bob).post(
         f"/api/v1/cases/{south_case.pk}/subjects/",
-        {"display_name": "J. Doe", "relationship": "relative", "external_id": "LCS-42"},
+        {
+            "display_name": "jane  doe",
+            "relationship": "relative",
+            "external_id": "LCS-42",
+            "date_of_birth": "1990-02-01",
+        },
         format="json",
     )
     assert second.status_code == 201
     assert second.json()["id"] == first.json()["id"] and second.json()["existing_subject"] is True
     assert Subject.objects.count() == 1
     assert CaseSubject.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{"display_name": "Someone Else", "date_of_birth": "1990-02-01"}, {"display_name": "Jane Doe"}],
+    ids=["other-name", "no-date-of-birth"],
+)
+def test_a_guessed_external_id_does_not_reveal_another_teams_person(
+    alice, bob, north_case, south_case, client_for, details
+):
+    jane = (
+        client_for(alice)
+        .post(
+            f"/api/v1/cases/{north_case.pk}/subjects/",
+            {
+                "display_name": "Jane Doe",
+                "relationship": "parent",
+                "external_id": "LCS-42",
+                "date_of_birth": "1990-02-01",
+            },
+            format="json",
+        )
+        .json()
+    )
+    response = client_for(bob).post(
+        f"/api/v1/cases/{south_case.pk}/subjects/",
+        {"relationship": "relative", "external_id": "LCS-42", **details},
+        format="json",
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "subject_details_mismatch" and "external_id" in body["fields"]
+    assert "Jane" not in json.dumps(body) and "1990" not in json.dumps(body)
+    assert CaseSubject.objects.count() == 1
+    refusal = AuditEvent.objects.get(action="request.conflict", actor_username="bob")
+    assert [link.subject_id for link in refusal.subject_links.all()] == [jane["id"]]
 
 
 def test_linking_the_same_person_twice_answers_200(alice, north_case, client_for):
@@ -47,6 +90,9 @@ def test_linking_the_same_person_twice_answers_200(alice, north_case, client_for
     again = client.post(f"/api/v1/cases/{north_case.pk}/subjects/", payload, format="json")
     assert again.status_code == 200
     assert CaseSubject.objects.count() == 1
+    # The answer shows the person's record, so it is audited as a read of it.
+    read = AuditEvent.objects.get(action="subject.read")
+    assert read.payload["already_linked"] is True and read.target_id == str(again.json()["id"])
 
 
 def test_practitioner_cannot_add_people_to_another_teams_case(alice, south_case, client_for):
@@ -78,6 +124,8 @@ def test_subject_detail_shows_only_cases_the_reader_may_see(alice, bob, jane, so
 
 def test_practitioner_cannot_read_a_person_only_on_another_teams_case(bob, jane, client_for):
     assert client_for(bob).get(f"/api/v1/subjects/{jane.pk}/").status_code == 404
+    denied = AuditEvent.objects.get(action="request.denied", actor_username="bob")
+    assert [link.subject_id for link in denied.subject_links.all()] == [jane.pk]
 
 
 def test_registering_a_profile_normalises_it_and_the_same_profile_again_answers_200(alice, jane, client_for):
@@ -95,6 +143,7 @@ def test_registering_a_profile_normalises_it_and_the_same_profile_again_answers_
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     assert Profile.objects.count() == 1
     assert AuditEvent.objects.filter(action="profile.create").count() == 1
+    assert AuditEvent.objects.filter(action="profile.read", target_id=str(first.json()["id"])).count() == 1
 
 
 def test_a_profile_belonging_to_another_person_answers_409(alice, jane, north_case, client_for):
@@ -106,13 +155,26 @@ def test_a_profile_belonging_to_another_person_answers_409(alice, jane, north_ca
     assert response.status_code == 409
     assert response.json()["code"] == "profile_belongs_to_another_subject"
     assert Profile.objects.count() == 1
+    # The refusal reveals that the profile is known, so it shows in its owner's history.
+    refusal = AuditEvent.objects.get(action="request.conflict")
+    assert [link.subject_id for link in refusal.subject_links.all()] == [other.pk]
 
 
-def test_a_bad_handle_answers_400_naming_handle(alice, jane, client_for):
+@pytest.mark.parametrize(
+    "platform, handle",
+    [
+        ("instagram", "not a handle"),
+        ("other", "http://[oops/x"),
+        ("other", "http://exa_mple.com/x"),
+        ("other", "https://" + "a" * 490 + ".com"),
+    ],
+)
+def test_a_bad_handle_answers_400_naming_handle(alice, jane, client_for, platform, handle):
     response = client_for(alice).post(
-        f"/api/v1/subjects/{jane.pk}/profiles/", {"platform": "instagram", "handle": "not a handle"}, format="json"
+        f"/api/v1/subjects/{jane.pk}/profiles/", {"platform": platform, "handle": handle}, format="json"
     )
-    assert response.status_code == 400 and "handle" in response.json()["fields"]
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["handle"]
+    assert not Profile.objects.exists()
 
 
 def test_officers_cannot_register_profiles(olivia, jane, client_for):

@@ -261,6 +261,26 @@ def test_only_the_practitioner_who_logged_a_viewing_corrects_it(
     assert Viewing.objects.count() == 1
 
 
+def test_a_correction_cannot_move_the_record_to_another_case_or_person(
+    alice, north, north_case, jane_profile, log, client_for
+):
+    original = log(alice, north_case, jane_profile).json()
+    other_case = CaseFactory(reference="N-7", team=north, created_by=alice)
+    other_person = CaseSubjectFactory(case=other_case, subject__display_name="Sam").subject
+    CaseSubjectFactory(case=other_case, subject=jane_profile.subject)
+    CaseSubjectFactory(case=north_case, subject=other_person)
+    from tests.factories import ProfileFactory
+
+    someone_else = ProfileFactory(subject=other_person)
+    client = client_for(alice)
+    url = f"/api/v1/viewings/{original['id']}/supersede/"
+    moved = client.post(url, viewing_payload(other_case, jane_profile, reason="x"), format="json")
+    assert moved.status_code == 400 and "case" in moved.json()["fields"]
+    other = client.post(url, viewing_payload(north_case, someone_else, reason="x"), format="json")
+    assert other.status_code == 400 and "profile" in other.json()["fields"]
+    assert Viewing.objects.count() == 1
+
+
 def test_a_correction_needs_a_reason(alice, north_case, jane_profile, log, client_for):
     original = log(alice, north_case, jane_profile).json()
     response = client_for(alice).post(

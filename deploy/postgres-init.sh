@@ -1,0 +1,9 @@
+#!/bin/sh
+# Runs once when the PostgreSQL volume is created (docker-entrypoint-initdb.d): the role the
+# service runs as, which does not own the tables (see manage.py grant_runtime_role).
+set -eu
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+     -v app_password="$APP_DB_PASSWORD" <<'SQL'
+CREATE ROLE case_evidence_app LOGIN PASSWORD :'app_password';
+GRANT CONNECT ON DATABASE case_evidence TO case_evidence_app;
+SQL
