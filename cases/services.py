@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
+from authorisations.selectors import authorisation_check_viewing
 from cases.models import (
     Case,
     CaseStatus,
@@ -422,6 +423,19 @@ def viewing_log(
     )
     viewing.full_clean(exclude=["case", "profile", "subject", "practitioner", "authorisation", "consent", "supersedes"])
     viewing.save()
+    # A cited authorisation that does not cover the look is recorded, never refused: the
+    # record must not be lost, and the detection policy flags it (OUTSIDE_AUTHORISATION).
+    authorisation_problems = (
+        authorisation_check_viewing(
+            authorisation=details.authorisation,
+            subject_id=profile.subject_id,
+            profile_id=profile.pk,
+            platform=profile.platform,
+            at=viewed_at,
+        )
+        if details.authorisation is not None
+        else []
+    )
     audit_record(
         ctx=ctx,
         action="viewing.supersede" if supersedes else "viewing.create",
@@ -439,6 +453,8 @@ def viewing_log(
             "interaction": viewing.interaction,
             "consent_id": viewing.consent_id,
             "authorisation_id": viewing.authorisation_id,
+            "authorisation_covers": None if details.authorisation is None else not authorisation_problems,
+            "authorisation_problems": authorisation_problems,
             "external_authority": (
                 {"kind": viewing.external_authority_kind, "reference": viewing.external_authority_reference}
                 if viewing.external_authority_kind

@@ -267,3 +267,38 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Authorisations (RIPA and non-RIPA) -------------------------------------------------
+# England and Wales: a council's RIPA authorisation takes effect only once a magistrate
+# approves it (RIPA s.32A) and directed surveillance needs the 6-month crime threshold.
+# Scotland has neither.
+AUTHORISATION_JURISDICTION = env_choice(
+    "AUTHORISATION_JURISDICTION", ("england_and_wales", "scotland"), "england_and_wales"
+)
+# The role that stands in for the Head of Paid Service, and the applications that need it.
+AUTHORISATION_SENIOR_GRANT_ROLE = env_choice("AUTHORISATION_SENIOR_GRANT_ROLE", ("sro", "ripa_officer"), "sro")
+AUTHORISATION_SENIOR_GRANT_WHEN = env_list(
+    "AUTHORISATION_SENIOR_GRANT_WHEN", ["confidential_information", "juvenile_source", "vulnerable_source"]
+)
+if unknown := set(AUTHORISATION_SENIOR_GRANT_WHEN) - {
+    "confidential_information",
+    "juvenile_source",
+    "vulnerable_source",
+}:
+    raise ImproperlyConfigured(f"AUTHORISATION_SENIOR_GRANT_WHEN has unknown reasons: {', '.join(sorted(unknown))}.")
+# Directed surveillance under RIPA: the offence's maximum sentence, in months (SI 2010/521 art.7A).
+AUTHORISATION_CRIME_THRESHOLD_MONTHS = env_int("AUTHORISATION_CRIME_THRESHOLD_MONTHS", 6, minimum=0)
+# The longest a non-RIPA authorisation (or one renewal of it) may run, in months.
+AUTHORISATION_NON_RIPA_MAX_MONTHS = env_int("AUTHORISATION_NON_RIPA_MAX_MONTHS", 3, minimum=1, maximum=12)
+# Central record retention, in years from the end of each authorisation (at least 3).
+AUTHORISATION_RETENTION_YEARS = env_int("AUTHORISATION_RETENTION_YEARS", 5, minimum=3, maximum=100)
+# Expiries this close are reminded to the authorising officer and the applicant.
+AUTHORISATION_EXPIRY_REMINDER_DAYS = env_int("AUTHORISATION_EXPIRY_REMINDER_DAYS", 14, minimum=1, maximum=90)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "authorisations-expire-due": {"task": "authorisations.expire_due", "schedule": timedelta(hours=1)},
+        "authorisations-send-reminders": {"task": "authorisations.send_reminders", "schedule": timedelta(hours=1)},
+    }
+)
+# Authorisation scopes list platforms, as profiles and consents do: one enum in the schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({"PlatformEnum": "cases.profiles.PLATFORM_CHOICES"})

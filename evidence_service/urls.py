@@ -10,6 +10,7 @@ register_converter(IdConverter, "id")
 
 api_v1 = [
     path("", include("accounts.api.urls")),
+    path("", include("authorisations.api.urls")),
     path("", include("cases.api.urls")),
     path("audit/", include("audit.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -81,3 +81,32 @@ class ConsentFactory(factory.django.DjangoModelFactory):
     granted_at = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=30))
     evidence = "Signed consent form on file"
     recorded_by = factory.SelfAttribute("subject.created_by")
+
+
+class AuthorisationFactory(factory.django.DjangoModelFactory):
+    """An application saved straight to the database (no audit events, no checks): for
+    states the API would refuse to create, e.g. a RIPA application from before a change
+    of settings."""
+
+    class Meta:
+        model = "authorisations.Authorisation"
+        skip_postgeneration_save = True
+
+    urn = factory.Sequence(lambda n: f"TEST-{n:05d}")
+    type = "non_ripa"
+    status = "draft"
+    case = factory.SubFactory(CaseFactory)
+    applicant = factory.SelfAttribute("case.created_by")
+    title = "Test application"
+    purpose = "To find out where the child is staying"
+    information_sought = "Current location"
+    necessity = "No other way"
+    proportionality = "Least intrusive"
+    alternatives_considered = "Phone calls"
+    collateral_intrusion = "Friends' posts; not recorded"
+    platforms = factory.LazyFunction(lambda: ["instagram"])
+
+    @factory.post_generation
+    def subjects(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.subjects.set(extracted)

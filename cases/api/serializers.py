@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from authorisations.selectors import authorisation_check_viewing
 from cases.models import ExternalAuthorityKind
 
 
@@ -84,6 +85,14 @@ class AuthorisationRefOutput(serializers.Serializer):
     urn = serializers.CharField()
     type = serializers.CharField()
     status = serializers.CharField()
+    in_force_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+
+
+class AuthorisationCheckOutput(serializers.Serializer):
+    covers = serializers.BooleanField(help_text="Whether the cited authorisation covered this look when it happened.")
+    problems = serializers.ListField(child=serializers.CharField(), help_text="Why it does not; empty if it does.")
 
 
 class ViewingOutput(serializers.Serializer):
@@ -103,6 +112,7 @@ class ViewingOutput(serializers.Serializer):
     third_party_information = serializers.CharField()
     late_entry_reason = serializers.CharField()
     authorisation = AuthorisationRefOutput(allow_null=True)
+    authorisation_check = serializers.SerializerMethodField()
     external_authority = serializers.SerializerMethodField()
     consent = ConsentOutput(allow_null=True)
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
@@ -115,6 +125,21 @@ class ViewingOutput(serializers.Serializer):
         if not viewing.external_authority_kind:
             return None
         return {"kind": viewing.external_authority_kind, "reference": viewing.external_authority_reference}
+
+    @extend_schema_field(AuthorisationCheckOutput(allow_null=True))
+    def get_authorisation_check(self, viewing):
+        # Worked out at read time from the authorisation's stored times and scope, so it
+        # is always true to the data (a later renewal or cancellation is reflected).
+        if viewing.authorisation is None:
+            return None
+        problems = authorisation_check_viewing(
+            authorisation=viewing.authorisation,
+            subject_id=viewing.subject_id,
+            profile_id=viewing.profile_id,
+            platform=viewing.profile.platform,
+            at=viewing.viewed_at,
+        )
+        return {"covers": not problems, "problems": problems}
 
     def get_superseded_by(self, viewing) -> int | None:
         correction = getattr(viewing, "superseded_by", None)
