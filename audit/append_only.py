@@ -27,6 +27,8 @@ APPEND_ONLY_MODELS = (
     "audit.AuditTreeNode",
     "audit.AuditCheckpoint",
     "cases.Viewing",
+    "detection.DetectionPolicy",
+    "detection.FlagViewing",
 )
 
 PG_FUNCTION = """

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from cases.models import Case, Consent, Profile, Subject, Viewing
+from detection.selectors import flags_prefetch
 from evidence_service.api.errors import NotFound
 
 VIEWING_RELATED = ("case", "profile", "practitioner", "consent", "authorisation", "superseded_by")
@@ -67,7 +68,7 @@ def viewing_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[Viewing]:
-    viewings = Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED)
+    viewings = Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED).prefetch_related(flags_prefetch())
     if case_id is not None:
         viewings = viewings.filter(case_id=case_id)
     if subject_id is not None:
@@ -83,7 +84,7 @@ def viewing_list(
 
 def viewing_get(*, user, viewing_id: object) -> Viewing:
     return _get(
-        Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED),
+        Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED).prefetch_related(flags_prefetch()),
         "viewing",
         viewing_id,
         None,

@@ -28,6 +28,7 @@ from cases.models import (
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import consent_covering
+from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
@@ -464,6 +465,8 @@ def viewing_log(
             "supersede_reason": viewing.supersede_reason or None,
         },
     )
+    # The detection policy runs in the same transaction, so the answer carries its flags.
+    detection_evaluate_viewing(ctx=ctx, viewing=viewing)
     return viewing
 
 

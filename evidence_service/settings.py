@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "audit",
     "cases",
     "authorisations",
+    "detection",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +178,9 @@ if EMAIL_HOST:
     EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 else:
     EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+    # Where django.core.mail.backends.filebased.EmailBackend writes each message (the
+    # notification worker test reads them there).
+    EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "case-evidence@localhost")
 
 # --- Accounts and authentication --------------------------------------------------------
@@ -302,3 +306,11 @@ CELERY_BEAT_SCHEDULE.update(
 )
 # Authorisation scopes list platforms, as profiles and consents do: one enum in the schema.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({"PlatformEnum": "cases.profiles.PLATFORM_CHOICES"})
+
+# --- Detection: flag notifications ------------------------------------------------------
+# Queue again notifications whose task was lost (Redis down at commit, a dropped message);
+# see detection/notifications.py.
+CELERY_BEAT_SCHEDULE["detection-resend-notifications"] = {
+    "task": "detection.resend_pending_notifications",
+    "schedule": 60.0,
+}

@@ -1,6 +1,6 @@
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import AuditedLoginView
 from evidence_service.api.fields import IdConverter
@@ -12,9 +12,12 @@ api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("authorisations.api.urls")),
     path("", include("cases.api.urls")),
+    path("", include("detection.api.urls")),
     path("audit/", include("audit.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file, so the page needs no
+    # inline script under the Content-Security-Policy.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
 ]
 
 urlpatterns = [

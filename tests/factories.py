@@ -23,6 +23,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@council.example")
     role = Role.PRACTITIONER
     password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
 

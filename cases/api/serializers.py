@@ -95,6 +95,24 @@ class AuthorisationCheckOutput(serializers.Serializer):
     problems = serializers.ListField(child=serializers.CharField(), help_text="Why it does not; empty if it does.")
 
 
+class ViewingFlagOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="flag_id")
+    rule = serializers.CharField(source="flag.rule")
+    severity = serializers.CharField(source="flag.severity")
+    status = serializers.CharField(source="flag.status")
+    explanation = serializers.CharField()
+    counted_viewing_ids = serializers.ListField(child=serializers.IntegerField())
+    absorbed = serializers.SerializerMethodField(help_text="True when added to a flag already open.")
+    routed_to = serializers.SerializerMethodField()
+    policy_version = serializers.IntegerField(source="flag.policy_version")
+
+    def get_absorbed(self, link) -> bool:
+        return link.added_at != link.flag.raised_at
+
+    def get_routed_to(self, link) -> list[str]:
+        return sorted(recipient.officer.username for recipient in link.flag.recipients.all())
+
+
 class ViewingOutput(serializers.Serializer):
     id = serializers.IntegerField()
     case = CaseRefOutput()
@@ -145,7 +163,9 @@ class ViewingOutput(serializers.Serializer):
         correction = getattr(viewing, "superseded_by", None)
         return correction.pk if correction else None
 
-    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    @extend_schema_field(ViewingFlagOutput(many=True))
     def get_flags(self, viewing):
-        # Flags raised by the detection policy on this viewing; none are raised yet.
-        return []
+        """The flags this viewing raised or was added to, each explained for the
+        practitioner: what fired, which views counted, what happens next, and to whom."""
+        links = sorted(viewing.flag_links.all(), key=lambda link: link.pk)
+        return ViewingFlagOutput(links, many=True).data

@@ -47,6 +47,7 @@ def test_events_filter_by_subject_target_and_time(audrey, history, client_for):
     # Bob's refused read of Jane's record is part of her history too.
     assert [(e["actor"]["username"], e["action"]) for e in by_subject] == [
         ("alice", "viewing.create"),
+        ("alice", "flag.raise"),  # information recorded without consent
         ("alice", "subject.read"),
         ("bob", "request.denied"),
     ]

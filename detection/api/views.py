@@ -1,0 +1,172 @@
+"""The detection policy and flags."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Role
+from audit.services import AuditContext, audit_record
+from cases.api.views import page_schema
+from detection import selectors, services
+from detection.models import FlagOutcome, FlagStatus, RuleCode
+from evidence_service.api.fields import IdField
+from evidence_service.api.pagination import keyset_page
+from evidence_service.api.permissions import RolePermission
+
+
+class PolicyOutput(serializers.Serializer):
+    version = serializers.IntegerField()
+    rules = serializers.JSONField()
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+
+class PolicyApi(APIView):
+    permission_classes = [RolePermission]
+    read_roles = (Role.RIPA_OFFICER, Role.SRO, Role.AUDITOR)
+    write_roles = (Role.SRO,)
+
+    class Input(serializers.Serializer):
+        rules = serializers.JSONField(help_text="Every rule: {enabled, severity, params}.")
+        note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=PolicyOutput)
+    def get(self, request):
+        with transaction.atomic():
+            policy = selectors.policy_current()
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="policy.read",
+                target_type="policy",
+                target_id=policy.version,
+            )
+        return Response(PolicyOutput(policy).data)
+
+    @extend_schema(request=Input, responses=PolicyOutput)
+    def put(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        policy = services.policy_update(ctx=AuditContext.from_request(request), **data.validated_data)
+        return Response(PolicyOutput(policy).data)
+
+
+class RecipientOutput(serializers.Serializer):
+    username = serializers.CharField(source="officer.username")
+    reason = serializers.CharField()
+
+
+class FlagOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    rule = serializers.CharField()
+    severity = serializers.CharField()
+    status = serializers.CharField()
+    case = serializers.IntegerField(source="case_id")
+    case_reference = serializers.CharField(source="case.reference")
+    subject = serializers.IntegerField(source="subject_id")
+    explanation = serializers.CharField()
+    policy_version = serializers.IntegerField()
+    raised_at = serializers.DateTimeField()
+    routed_to = RecipientOutput(many=True, source="recipients.all")
+    outcome = serializers.CharField()
+    reasoning = serializers.CharField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decided_by = serializers.CharField(source="decided_by.username", allow_null=True, default=None)
+
+
+class FlagViewingOutput(serializers.Serializer):
+    viewing = serializers.IntegerField(source="viewing_id")
+    viewed_at = serializers.DateTimeField(source="viewing.viewed_at")
+    practitioner = serializers.CharField(source="viewing.practitioner.username")
+    case_reference = serializers.CharField(source="viewing.case.reference")
+    platform = serializers.CharField(source="viewing.profile.platform")
+    profile = serializers.CharField(source="viewing.profile.url")
+    purpose = serializers.CharField(source="viewing.purpose")
+    justification = serializers.CharField(source="viewing.justification")
+    explanation = serializers.CharField()
+    counted_viewing_ids = serializers.ListField(child=serializers.IntegerField())
+    added_at = serializers.DateTimeField()
+
+
+class FlagDetailOutput(FlagOutput):
+    viewings = FlagViewingOutput(many=True, source="visible_links")
+    viewings_not_shown = serializers.IntegerField(help_text="Triggering viewings on other teams' cases.")
+    draft_application = serializers.JSONField(allow_null=True)
+
+
+class _FlagApi(APIView):
+    permission_classes = [RolePermission]
+    read_roles = (Role.PRACTITIONER, Role.RIPA_OFFICER, Role.SRO)
+    write_roles = (Role.RIPA_OFFICER, Role.SRO)
+
+
+class FlagListApi(_FlagApi):
+    class Filters(serializers.Serializer):
+        status = serializers.ChoiceField(choices=FlagStatus.choices, required=False)
+        rule = serializers.ChoiceField(choices=RuleCode.choices, required=False)
+        case = IdField(required=False)
+        subject = IdField(required=False)
+
+    @extend_schema(
+        parameters=[Filters, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses=page_schema("FlagPage", FlagOutput),
+        operation_id="flags_list",
+    )
+    def get(self, request):
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        with transaction.atomic():
+            page = keyset_page(
+                selectors.flag_list(user=request.user, **filters.validated_data), request, order=("-id",)
+            )
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="flag.list",
+                target_type="flag",
+                subject_ids=[flag.subject_id for flag in page.rows],
+                payload={"filters": filters.validated_data, "flag_ids": [flag.pk for flag in page.rows]},
+            )
+        return Response({"results": FlagOutput(page.rows, many=True).data, "next": page.next_url})
+
+
+def _detail(request, flag) -> dict:
+    flag.visible_links, flag.viewings_not_shown = selectors.flag_viewings(user=request.user, flag=flag)
+    flag.draft_application = (
+        services.draft_application(flag) if flag.outcome == FlagOutcome.AUTHORISATION_REQUIRED else None
+    )
+    return FlagDetailOutput(flag).data
+
+
+class FlagDetailApi(_FlagApi):
+    @extend_schema(responses=FlagDetailOutput)
+    def get(self, request, pk: int):
+        with transaction.atomic():
+            flag = selectors.flag_get(user=request.user, flag_id=pk)
+            body = _detail(request, flag)
+            audit_record(
+                ctx=AuditContext.from_request(request),
+                action="flag.read",
+                target_type="flag",
+                target_id=flag.pk,
+                case_id=flag.case_id,
+                subject_ids=[flag.subject_id],
+            )
+        return Response(body)
+
+
+class FlagDecideApi(_FlagApi):
+    class Input(serializers.Serializer):
+        outcome = serializers.ChoiceField(choices=FlagOutcome.choices)
+        reasoning = serializers.CharField(max_length=10000)
+
+    @extend_schema(request=Input, responses=FlagDetailOutput)
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        flag = selectors.flag_get(user=request.user, flag_id=pk)
+        decision = services.flag_decide(ctx=AuditContext.from_request(request), flag=flag, **data.validated_data)
+        return Response(_detail(request, selectors.flag_get(user=request.user, flag_id=decision.flag.pk)))

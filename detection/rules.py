@@ -1,0 +1,238 @@
+"""The detection rules: what makes a look at someone's social media a possible surveillance
+risk. Each rule reads the viewing just logged (and, for repeat viewing, the person's
+other recent views) and says in plain words what it found.
+
+Coverage: a view is *covered* when a consent of the person's was in effect for that
+platform at that moment (worked out when the view was logged) or an authorisation in force
+covered it. Covered views are not counted as repeat viewing and do not make recording
+"systematic". Superseded views (corrected by a later record) are replaced by their
+correction and not counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from authorisations.selectors import authorisation_check_viewing, authorisation_covering
+from cases.models import Interaction, Purpose, Viewing
+from detection.models import RuleCode
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    what_fired: str
+    counted_viewing_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Look:
+    """The viewing being evaluated, with its coverage worked out once."""
+
+    viewing: Viewing
+    authorisation_in_force: Any = None  # the authorisation covering it, if any
+
+    @classmethod
+    def of(cls, viewing: Viewing) -> Look:
+        return cls(viewing=viewing, authorisation_in_force=_covering(viewing))
+
+    @property
+    def consent_or_authorisation(self) -> bool:
+        return self.viewing.consent_id is not None or self.authorisation_in_force is not None
+
+
+def _covering(viewing: Viewing):
+    return authorisation_covering(
+        subject_id=viewing.subject_id,
+        profile_id=viewing.profile_id,
+        platform=viewing.profile.platform,
+        at=viewing.viewed_at,
+    )
+
+
+def _is_covered(viewing: Viewing) -> bool:
+    return viewing.consent_id is not None or _covering(viewing) is not None
+
+
+def _when(moment: datetime) -> str:
+    return timezone.localtime(moment).strftime("%-d %b %Y %H:%M")
+
+
+def _whose(other: Viewing, look: Viewing) -> str:
+    if other.pk == look.pk:
+        return "this look"
+    if other.practitioner_id == look.practitioner_id:
+        return "you"
+    if other.case.team_id == look.case.team_id:
+        return "a colleague in your team"
+    return "someone in another team"
+
+
+def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    """Views of the same person (any profile, case or practitioner) not covered by consent
+    or an authorisation, reaching ``threshold`` within any ``window_days`` that includes
+    this view. One indexed range read on (subject, viewed_at), however long the history."""
+    viewing = look.viewing
+    if look.consent_or_authorisation:
+        return None
+    window = timedelta(days=params["window_days"])
+    nearby = list(
+        Viewing.objects.filter(
+            subject_id=viewing.subject_id,
+            viewed_at__gte=viewing.viewed_at - window,
+            viewed_at__lte=viewing.viewed_at + window,
+            superseded_by__isnull=True,
+        )
+        .select_related("case", "profile")
+        .order_by("viewed_at", "id")
+    )
+    uncovered = [other for other in nearby if other.pk == viewing.pk or not _is_covered(other)]
+    best: list[Viewing] = []
+    for start in range(len(uncovered)):
+        in_window = [v for v in uncovered[start:] if v.viewed_at - uncovered[start].viewed_at <= window]
+        if any(v.pk == viewing.pk for v in in_window) and len(in_window) > len(best):
+            best = in_window
+    if len(best) < params["threshold"]:
+        return None
+    listed = "; ".join(f"{_when(v.viewed_at)} by {_whose(v, viewing)}" for v in best)
+    return Finding(
+        rule=RuleCode.REPEAT_VIEWING,
+        severity=severity,
+        what_fired=(
+            f"This is look number {len(best)} at this person's social media within {params['window_days']} days "
+            f"without their consent or an authorisation ({listed}). The council's policy treats "
+            f"{params['threshold']} or more such looks as repeated viewing, which may be directed surveillance "
+            "under RIPA."
+        ),
+        counted_viewing_ids=[v.pk for v in best],
+    )
+
+
+def systematic_recording(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    if not look.viewing.information_recorded or look.consent_or_authorisation:
+        return None
+    return Finding(
+        RuleCode.SYSTEMATIC_RECORDING,
+        severity,
+        "Information was recorded from the profile with no consent or authorisation in force. Recording and "
+        "keeping information about a person can need authorisation even after a single visit.",
+        [look.viewing.pk],
+    )
+
+
+def evidence_purpose(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    if look.viewing.purpose != Purpose.EVIDENCE_GATHERING or look.authorisation_in_force is not None:
+        return None
+    return Finding(
+        RuleCode.EVIDENCE_PURPOSE,
+        severity,
+        "The purpose was evidence gathering and no authorisation was in force for it.",
+        [look.viewing.pk],
+    )
+
+
+def collateral_intrusion(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    if not look.viewing.third_party_information:
+        return None
+    return Finding(
+        RuleCode.COLLATERAL_INTRUSION,
+        severity,
+        "Information about other people (third parties) was recorded: that is collateral intrusion into their "
+        "privacy, and it needs to be justified and kept to a minimum.",
+        [look.viewing.pk],
+    )
+
+
+def covert_access(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    method = look.viewing.access_method
+    if method not in params["access_methods"]:
+        return None
+    how = "a covert identity" if method == "covert_identity" else "a personal account"
+    return Finding(
+        RuleCode.COVERT_ACCESS,
+        severity,
+        f"The profile was viewed through {how}, so the person may not know the council is looking: covert "
+        "viewing can be directed surveillance.",
+        [look.viewing.pk],
+    )
+
+
+def possible_chis(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    interaction = look.viewing.interaction
+    if interaction == Interaction.NONE:
+        return None
+    label = Interaction(interaction).label.lower()
+    return Finding(
+        RuleCode.POSSIBLE_CHIS,
+        severity,
+        f"There was an interaction with the profile ({label}). Establishing or keeping up a relationship to "
+        "obtain information covertly may make the council's worker a covert human intelligence source (CHIS), "
+        "which needs authorisation.",
+        [look.viewing.pk],
+    )
+
+
+def outside_authorisation(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    viewing = look.viewing
+    if viewing.authorisation_id is None:
+        return None
+    problems = authorisation_check_viewing(
+        authorisation=viewing.authorisation,
+        subject_id=viewing.subject_id,
+        profile_id=viewing.profile_id,
+        platform=viewing.profile.platform,
+        at=viewing.viewed_at,
+    )
+    if not problems:
+        return None
+    return Finding(
+        RuleCode.OUTSIDE_AUTHORISATION,
+        severity,
+        f"The look cites authorisation {viewing.authorisation.urn}, which did not cover it: "
+        + "; ".join(problems)
+        + ".",
+        [viewing.pk],
+    )
+
+
+def closed_case(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
+    if look.viewing.case.status != "closed":
+        return None
+    return Finding(
+        RuleCode.CLOSED_CASE,
+        severity,
+        f"Case {look.viewing.case.reference} is closed: looking at someone's social media for a closed case is "
+        "hard to justify.",
+        [look.viewing.pk],
+    )
+
+
+RULES: dict[str, Callable[[Look, str, dict[str, Any]], Finding | None]] = {
+    RuleCode.REPEAT_VIEWING: repeat_viewing,
+    RuleCode.SYSTEMATIC_RECORDING: systematic_recording,
+    RuleCode.EVIDENCE_PURPOSE: evidence_purpose,
+    RuleCode.COLLATERAL_INTRUSION: collateral_intrusion,
+    RuleCode.COVERT_ACCESS: covert_access,
+    RuleCode.POSSIBLE_CHIS: possible_chis,
+    RuleCode.OUTSIDE_AUTHORISATION: outside_authorisation,
+    RuleCode.CLOSED_CASE: closed_case,
+}
+
+
+def evaluate(viewing: Viewing, rules: dict[str, dict[str, Any]]) -> list[Finding]:
+    """Every enabled rule's finding on ``viewing``, in the policy's rule order."""
+    look = Look.of(viewing)
+    findings = []
+    for code, check in RULES.items():
+        rule = rules.get(code)
+        if rule and rule.get("enabled"):
+            finding = check(look, rule["severity"], rule.get("params", {}))
+            if finding is not None:
+                findings.append(finding)
+    return findings

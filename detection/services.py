@@ -1,0 +1,309 @@
+"""Raising, absorbing, routing and deciding flags, and changing the detection policy.
+Every change is audited in its transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Role, User
+from audit.services import AuditContext, audit_record
+from cases.models import Subject, Viewing
+from detection.models import (
+    DetectionPolicy,
+    Flag,
+    FlagOutcome,
+    FlagRecipient,
+    FlagStatus,
+    FlagViewing,
+    RuleCode,
+    Severity,
+)
+from detection.notifications import notification_queue
+from detection.permissions import can_decide_flag, works_on_case
+from detection.policy import validate_rules
+from detection.rules import Finding, evaluate
+from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+
+
+def current_policy() -> DetectionPolicy:
+    return DetectionPolicy.objects.order_by("-version").first()
+
+
+# --- Routing ------------------------------------------------------------------------------------
+
+
+def route(*, case, practitioner_id: int, severity: str) -> list[tuple[User, str]]:
+    """Every active RIPA officer not involved in the case (not in its team, not the one
+    who looked); the SRO too for high severity, or when no officer is free to decide."""
+    involved = set(case.team.members.values_list("pk", flat=True)) | {practitioner_id}
+    officers = [
+        (officer, "ripa_officer")
+        for officer in User.objects.filter(role=Role.RIPA_OFFICER, is_active=True).order_by("username")
+        if officer.pk not in involved
+    ]
+    if severity == Severity.HIGH or not officers:
+        reason = "high_severity" if severity == Severity.HIGH else "no_officer_free"
+        officers += [
+            (sro, f"sro_{reason}")
+            for sro in User.objects.filter(role=Role.SRO, is_active=True).order_by("username")
+            if sro.pk not in involved
+        ]
+    return officers
+
+
+# --- Raising and absorbing ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RaisedFlag:
+    """A flag the viewing raised or was absorbed into, with the explanation for the
+    practitioner who logged it."""
+
+    flag: Flag
+    absorbed: bool
+    explanation: str
+
+
+_NEXT_STEPS = {
+    True: "This look has been added to an open flag about this person, already with {who}.",
+    False: "The flag has been sent to {who} to decide whether an authorisation is needed.",
+}
+
+
+def _explain(finding: Finding, officers: list[str], absorbed: bool) -> str:
+    who = ", ".join(officers) if officers else "the senior responsible officer"
+    return (
+        f"{finding.what_fired} {_NEXT_STEPS[absorbed].format(who=who)} Until they decide, do not look again "
+        "unless it is needed to keep someone safe, and record why if you do."
+    )
+
+
+def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding) -> RaisedFlag:
+    officers = list(flag.recipients.select_related("officer").values_list("officer__username", flat=True))
+    explanation = _explain(finding, officers, absorbed=True)
+    FlagViewing.objects.create(
+        flag=flag,
+        viewing=viewing,
+        explanation=explanation,
+        counted_viewing_ids=finding.counted_viewing_ids,
+        added_at=timezone.now(),
+    )
+    audit_record(
+        ctx=ctx,
+        action="flag.absorb",
+        target_type="flag",
+        target_id=flag.pk,
+        case_id=viewing.case_id,
+        subject_ids=[viewing.subject_id],
+        payload={"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": finding.counted_viewing_ids},
+    )
+    return RaisedFlag(flag=flag, absorbed=True, explanation=explanation)
+
+
+def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: DetectionPolicy) -> RaisedFlag:
+    recipients = route(case=viewing.case, practitioner_id=viewing.practitioner_id, severity=finding.severity)
+    explanation = _explain(finding, [officer.username for officer, _reason in recipients], absorbed=False)
+    now = timezone.now()
+    flag = Flag.objects.create(
+        rule=finding.rule,
+        subject_id=viewing.subject_id,
+        case=viewing.case,
+        severity=finding.severity,
+        policy_version=policy.version,
+        explanation=explanation,
+        raised_at=now,
+    )
+    FlagViewing.objects.create(
+        flag=flag,
+        viewing=viewing,
+        explanation=explanation,
+        counted_viewing_ids=finding.counted_viewing_ids,
+        added_at=now,
+    )
+    FlagRecipient.objects.bulk_create(
+        [FlagRecipient(flag=flag, officer=officer, reason=reason) for officer, reason in recipients]
+    )
+    for officer, _reason in recipients:
+        notification_queue(
+            recipient=officer,
+            subject_line=f"Flag {flag.pk}: {RuleCode(flag.rule).label} on case {viewing.case.reference}",
+            body=(
+                f"A viewing logged on case {viewing.case.reference} raised flag {flag.pk} "
+                f"({RuleCode(flag.rule).label}, {flag.severity} severity, policy version {policy.version}).\n\n"
+                f"{finding.what_fired}\n\nPlease review it and record your decision: GET /api/v1/flags/{flag.pk}/"
+            ),
+            flag=flag,
+        )
+    audit_record(
+        ctx=ctx,
+        action="flag.raise",
+        target_type="flag",
+        target_id=flag.pk,
+        case_id=viewing.case_id,
+        subject_ids=[viewing.subject_id],
+        payload={
+            "rule": flag.rule,
+            "severity": flag.severity,
+            "policy_version": policy.version,
+            "viewing_id": viewing.pk,
+            "counted_viewing_ids": finding.counted_viewing_ids,
+            "routed_to": [officer.username for officer, _reason in recipients],
+        },
+    )
+    return RaisedFlag(flag=flag, absorbed=False, explanation=explanation)
+
+
+@transaction.atomic
+def detection_evaluate_viewing(*, ctx: AuditContext, viewing: Viewing) -> list[RaisedFlag]:
+    """Run the policy in force on a viewing just logged, in its transaction: raise a flag
+    for each rule that fires, or add the viewing to the open flag for that person and rule."""
+    # One evaluation per person at a time: a concurrent look at the same person waits here
+    # until this transaction commits, then counts this look too (READ COMMITTED reads anew
+    # after the wait). NO KEY UPDATE does not conflict with the key-share locks that the
+    # viewings' foreign keys take, so two writers cannot deadlock on it.
+    Subject.objects.select_for_update(no_key=True).filter(pk=viewing.subject_id).first()
+    policy = current_policy()
+    results = []
+    for finding in evaluate(viewing, policy.rules):
+        open_flag = (
+            Flag.objects.select_for_update()
+            .filter(subject_id=viewing.subject_id, rule=finding.rule, status=FlagStatus.OPEN)
+            .first()
+        )
+        if open_flag is None:
+            try:
+                with transaction.atomic():
+                    results.append(_raise(ctx=ctx, viewing=viewing, finding=finding, policy=policy))
+                continue
+            except IntegrityError:
+                # Another viewing of this person raised the same flag a moment ago: join it.
+                open_flag = Flag.objects.select_for_update().get(
+                    subject_id=viewing.subject_id, rule=finding.rule, status=FlagStatus.OPEN
+                )
+        results.append(_absorb(ctx=ctx, flag=open_flag, viewing=viewing, finding=finding))
+    return results
+
+
+# --- Deciding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    flag: Flag
+    draft_application: dict[str, Any] | None
+
+
+def draft_application(flag: Flag) -> dict[str, Any]:
+    """An application pre-filled from the flag, for a practitioner on the case to
+    complete and submit (POST /api/v1/authorisations/)."""
+    viewings = [link.viewing for link in flag.flag_viewings.select_related("viewing__profile").order_by("id")]
+    purposes = sorted({v.get_purpose_display().lower() for v in viewings})
+    return {
+        "type": "non_ripa",
+        "case": flag.case_id,
+        "subjects": [flag.subject_id],
+        "platforms": sorted({v.profile.platform for v in viewings}),
+        "profiles": sorted({v.profile_id for v in viewings}),
+        "purpose": f"Continued viewing for {', '.join(purposes)} (flag {flag.pk}: {RuleCode(flag.rule).label}).",
+        "information_sought": "",
+        "necessity": "",
+        "proportionality": "",
+        "alternatives_considered": "",
+        "collateral_intrusion": "",
+        "confidential_information_likely": None,
+    }
+
+
+@transaction.atomic
+def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) -> Decision:
+    """Record an officer's decision on a flag. Only an officer it was routed to, who does
+    not work on the case, may decide; a flag is decided once."""
+    flag = Flag.objects.select_for_update().select_related("case").get(pk=flag.pk)
+    officer = ctx.actor
+    if flag.status != FlagStatus.OPEN:
+        raise Conflict(
+            "This flag has already been decided.", code="invalid_state", extra={"current_status": flag.status}
+        )
+    if works_on_case(officer, flag.case):
+        raise Forbidden("You work on this case, so you may not decide its flags.", code="works_on_the_case")
+    if not can_decide_flag(officer, flag):
+        raise Forbidden("This flag was not routed to you.", code="not_routed_to_you")
+    if outcome not in FlagOutcome.values:
+        raise InvalidInput("Unknown outcome.", fields={"outcome": f"Choose one of {', '.join(FlagOutcome.values)}."})
+    if not reasoning.strip():
+        raise InvalidInput("Give your reasoning.", fields={"reasoning": "This field may not be blank."})
+    flag.status = FlagStatus.DECIDED
+    flag.outcome = outcome
+    flag.reasoning = reasoning.strip()
+    flag.decided_at = timezone.now()
+    flag.decided_by = officer
+    flag.save(update_fields=["status", "outcome", "reasoning", "decided_at", "decided_by"])
+    practitioners = User.objects.filter(
+        pk__in=flag.flag_viewings.values("viewing__practitioner_id"), is_active=True
+    ).order_by("username")
+    label = FlagOutcome(outcome).label
+    for practitioner in practitioners:
+        notification_queue(
+            recipient=practitioner,
+            subject_line=f"Flag {flag.pk} on case {flag.case.reference}: {label}",
+            body=f"{officer.username} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}",
+            flag=flag,
+        )
+    if outcome == FlagOutcome.REPORT_ERROR_TO_SRO:
+        for sro in User.objects.filter(role=Role.SRO, is_active=True).exclude(pk=officer.pk):
+            notification_queue(
+                recipient=sro,
+                subject_line=f"Error reported on flag {flag.pk}, case {flag.case.reference}",
+                body=(
+                    f"{officer.username} reports possible unauthorised surveillance (flag {flag.pk}, "
+                    f"{RuleCode(flag.rule).label}).\n\nReasoning: {flag.reasoning}"
+                ),
+                flag=flag,
+            )
+    audit_record(
+        ctx=ctx,
+        action="flag.decide",
+        target_type="flag",
+        target_id=flag.pk,
+        case_id=flag.case_id,
+        subject_ids=[flag.subject_id],
+        payload={"rule": flag.rule, "outcome": outcome, "reasoning": flag.reasoning},
+    )
+    draft = draft_application(flag) if outcome == FlagOutcome.AUTHORISATION_REQUIRED else None
+    return Decision(flag=flag, draft_application=draft)
+
+
+# --- The policy -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def policy_update(*, ctx: AuditContext, rules: Any, note: str = "") -> DetectionPolicy:
+    """A new version of the policy (the SRO's alone); earlier versions stay as they were."""
+    if ctx.actor is None or ctx.actor.role != Role.SRO:
+        raise Forbidden("Only the senior responsible officer may change the detection policy.")
+    clean, problems = validate_rules(rules)
+    if problems:
+        raise InvalidInput("The policy has errors.", fields=problems)
+    previous = DetectionPolicy.objects.select_for_update().order_by("-version").first()
+    policy = DetectionPolicy.objects.create(
+        version=previous.version + 1, rules=clean, note=note.strip(), created_at=timezone.now(), created_by=ctx.actor
+    )
+    changed = sorted(code for code in clean if clean[code] != previous.rules.get(code))
+    audit_record(
+        ctx=ctx,
+        action="policy.update",
+        target_type="policy",
+        target_id=policy.version,
+        payload={
+            "from_version": previous.version,
+            "to_version": policy.version,
+            "changed_rules": changed,
+            "rules": clean,
+            "note": policy.note,
+        },
+    )
+    return policy
