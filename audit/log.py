@@ -175,14 +175,20 @@ def _checkpoint_due(state: AuditLogState, force: bool) -> bool:
 
 
 def integrate(
-    *, sweep: bool = False, full: bool = False, force_checkpoint: bool = False, batch_size: int = 2000
+    *,
+    sweep: bool = False,
+    full: bool = False,
+    force_checkpoint: bool = False,
+    batch_size: int = 2000,
+    max_batches: int | None = None,
 ) -> IntegrationResult | None:
     """Sequence committed events and sign a checkpoint when one is due.
 
     The fast path (after a commit) looks only above the highest event id sequenced so
     far. ``sweep`` (the periodic task) also looks back over the grace window for events
     that committed after higher-numbered ones, and signs whatever is unsigned. ``full``
-    looks at every event ever written. Returns None when another integrator is busy."""
+    looks at every event ever written. ``max_batches`` bounds the work of one call (the
+    request path takes one batch). Returns None when another integrator is busy."""
     appended = 0
     with transaction.atomic():
         state = _state_for_update()
@@ -194,6 +200,7 @@ def integrate(
             floor = state.scan_from_event_id
         else:
             floor = state.max_event_id
+        batches = 0
         while True:
             events = list(
                 AuditEvent.objects.filter(id__gt=floor, leaf__isnull=True)
@@ -207,7 +214,8 @@ def integrate(
             state.max_event_id = max(state.max_event_id, events[-1].pk)
             appended += len(events)
             floor = events[-1].pk
-            if len(events) < batch_size:
+            batches += 1
+            if len(events) < batch_size or (max_batches is not None and batches >= max_batches):
                 break
         if sweep or full:
             state.scan_from_event_id = _settled_event_id(state)
@@ -238,7 +246,9 @@ def integrate_after_commit() -> None:
     A failure here never fails the request: the event is committed and the periodic
     task sequences it."""
     try:
-        integrate()
+        # Bounded work on the request path: a backlog (after an outage, say) is left to
+        # the periodic sweep rather than held against one request.
+        integrate(max_batches=1)
     except Exception:
         logger.exception("audit log integration after commit failed; the periodic task will retry")
 

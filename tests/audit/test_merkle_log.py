@@ -215,3 +215,10 @@ def test_events_api_carries_each_events_leaf_index(db, audrey, client_for):
     results = client_for(audrey).get("/api/v1/audit/events/?action=case.read").json()["results"]
     assert [e["leaf_index"] for e in results] == [0, 1]
     assert AuditEvent.objects.filter(leaf__isnull=True).exists()  # the login and query, not yet sequenced
+
+
+def test_the_request_path_takes_one_bounded_batch_and_leaves_a_backlog_to_the_sweep(db):
+    record(5)
+    assert audit_log.integrate(batch_size=2, max_batches=1).appended == 2
+    assert audit_log.integrate(sweep=True, batch_size=2).appended == 3
+    assert AuditLeaf.objects.count() == 5
