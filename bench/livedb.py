@@ -42,14 +42,12 @@ def environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, st
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 - this interpreter running the project's manage.py
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
+    completed = subprocess.run(  # noqa: S603 - this interpreter running the project's manage.py
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
     )
+    if check and completed.returncode:
+        raise RuntimeError(f"manage.py {args[0]} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    return completed
 
 
 @contextmanager

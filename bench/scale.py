@@ -64,7 +64,7 @@ with connection.cursor() as c:
                          outcome,
                          target_type, target_id, case_id, ip_address, user_agent, request_id, payload,
                          commitment_salt)
-                     SELECT now() - interval '730 days' + (g * interval '730 days' / {events}), 1000 + g %% 200,
+                     SELECT now() - interval '730 days' + (g::float8 / {events}) * interval '730 days', 1000 + g %% 200,
                             'user' || (g %% 200), 'practitioner',
                             (ARRAY['case.read','viewing.create','subject.read','viewing.list'])[1 + g %% 4],
                             'success', 'subject', (%s + g %% 20000)::text, %s, '10.0.0.1', 'bench', md5(g::text),
