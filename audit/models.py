@@ -50,6 +50,8 @@ class AuditEvent(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["actor_username", "id"], name="audit_actor_seq"),
+            # An actor's events in a date range, without reading the actor's whole history.
+            models.Index(fields=["actor_username", "occurred_at"], name="audit_actor_time"),
             models.Index(fields=["action", "id"], name="audit_action_seq"),
             models.Index(fields=["target_type", "target_id", "id"], name="audit_target_seq"),
             models.Index(fields=["case_id", "id"], name="audit_case_seq"),
