@@ -13,9 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role, Team, User, hash_token
+from accounts.throttling import LoginAttempt, login_attempt_reserve
 from audit.models import Outcome
 from audit.services import AuditContext, audit_record
-from evidence_service.api.errors import InvalidInput, Unauthenticated
+from evidence_service.api.errors import InvalidInput, Throttled, Unauthenticated
 
 
 @transaction.atomic
@@ -73,35 +74,75 @@ def user_create_or_update(
     return user, created
 
 
-def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:
-    """Exchange a username and password for a bearer token that expires after
-    ``API_TOKEN_TTL``. A failed attempt is audited and answers 401 without saying
-    whether the username exists."""
-    user = authenticate(username=username, password=password)
-    if user is None or not user.is_active:
+def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> LoginAttempt:
+    """Count a sign-in attempt against the username's and the address's failure limits
+    (``LOGIN_FAILURES_PER_USER``, ``LOGIN_FAILURES_PER_IP`` per
+    ``LOGIN_FAILURE_WINDOW_SECONDS``) before the password is checked. Over a limit the
+    refusal is audited as ``auth.login_throttled`` and raised as ``Throttled`` (429), and
+    the password is never looked at. Otherwise the attempt counts as a failure unless the
+    caller calls ``succeeded()`` on it (or ``release()`` after an unexpected error)."""
+    attempt = login_attempt_reserve(username=username, ip=ctx.ip_address)
+    if attempt.refused:
         with transaction.atomic():
             audit_record(
                 ctx=ctx,
-                action="auth.login_failed",
+                action="auth.login_throttled",
                 outcome=Outcome.DENIED,
                 target_type="user",
-                payload={"username": username[:150], "method": "token"},
+                payload={
+                    "username": username[:150],
+                    "method": method,
+                    "limit": attempt.refused_scope,
+                    "retry_after": attempt.retry_after,
+                },
             )
-        error = Unauthenticated("Invalid username or password.", code="invalid_credentials")
+        error = Throttled(
+            "Too many failed sign-in attempts. Try again later.",
+            retry_after=attempt.retry_after,
+            code="login_throttled",
+        )
         error.audited = True
         raise error
-    raw = secrets.token_urlsafe(32)
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
-        )
-        audit_record(
-            ctx=replace(ctx, actor=user),
-            action="auth.login",
-            target_type="user",
-            target_id=user.pk,
-            payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
-        )
+    return attempt
+
+
+def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:
+    """Exchange a username and password for a bearer token that expires after
+    ``API_TOKEN_TTL``. A failed attempt is audited and answers 401 without saying
+    whether the username exists; too many failures answer 429 (``login_attempt_start``)."""
+    attempt = login_attempt_start(ctx=ctx, username=username, method="token")
+    try:
+        user = authenticate(username=username, password=password)
+        if user is None or not user.is_active:
+            with transaction.atomic():
+                audit_record(
+                    ctx=ctx,
+                    action="auth.login_failed",
+                    outcome=Outcome.DENIED,
+                    target_type="user",
+                    payload={"username": username[:150], "method": "token"},
+                )
+            error = Unauthenticated("Invalid username or password.", code="invalid_credentials")
+            error.audited = True
+            raise error
+        raw = secrets.token_urlsafe(32)
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
+            )
+            audit_record(
+                ctx=replace(ctx, actor=user),
+                action="auth.login",
+                target_type="user",
+                target_id=user.pk,
+                payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
+            )
+    except Unauthenticated:
+        raise  # a wrong password: the attempt stays counted as a failure
+    except BaseException:
+        attempt.release()
+        raise
+    attempt.succeeded()
     return raw, token
 
 

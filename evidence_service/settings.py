@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "evidence_service.middleware.RequestIdMiddleware",
+    "evidence_service.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -197,6 +198,13 @@ SESSION_COOKIE_AGE = int(API_TOKEN_TTL.total_seconds())
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/api/v1/docs/"
 
+# Sign-in throttling (API token and session sign-in share the counters, kept in the cache:
+# Redis when REDIS_URL is set). After this many failures within the window, further
+# attempts are refused with 429 without checking the password. 0 switches a limit off.
+LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 5, minimum=0)
+LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20, minimum=0)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1, maximum=7 * 24 * 3600)
+
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are
 # trusted when recording a request's address in the audit log. 0 = use REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=5)
@@ -252,16 +260,26 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- Security -------------------------------------------------------------------------------
+# With Content-Security-Policy (evidence_service.middleware) on every response.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# A session-page form posted without its CSRF token is refused (403) and audited.
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Strict-Transport-Security, sent on HTTPS responses only; set it (e.g. 31536000) once
+# the service is served over TLS (see the deployment checklist).
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# The load benchmark's floor endpoint (bench/floor.py, /bench/floor/viewings/): only for
+# bench/load.py, never in production.
+BENCH_FLOOR_ENDPOINT = env_bool("BENCH_FLOOR_ENDPOINT", False)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 LOGGING = {

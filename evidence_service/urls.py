@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -26,6 +27,11 @@ urlpatterns = [
     path("accounts/login/", AuditedLoginView.as_view(), name="login"),
     path("api/v1/", include(api_v1)),
 ]
+
+if settings.BENCH_FLOOR_ENDPOINT:
+    from bench.floor import FloorViewingCreateApi
+
+    urlpatterns.append(path("bench/floor/viewings/", FloorViewingCreateApi.as_view(), name="bench-floor"))
 
 handler404 = "evidence_service.api.views.not_found"
 handler500 = "evidence_service.api.views.server_error"

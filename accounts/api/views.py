@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import logout
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken
 from accounts.services import session_logout_record, token_issue, token_revoke
 from audit.services import AuditContext, audit_record
+from evidence_service.api.schema import ErrorSerializer
 
 
 class TeamOutput(serializers.Serializer):
@@ -32,7 +33,21 @@ class TokenCreateApi(APIView):
         token = serializers.CharField()
         expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=Input, responses={200: Output}, auth=[], operation_id="auth_token_create")
+    @extend_schema(
+        request=Input,
+        responses={
+            200: Output,
+            # Documented here: the operation takes no credentials, so the shared 401 is not added.
+            401: OpenApiResponse(ErrorSerializer, description="Wrong username or password, or an inactive account."),
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many failed sign-in attempts for this username or from this address; "
+                "the password was not checked. `Retry-After` gives the seconds to wait.",
+            ),
+        },
+        auth=[],
+        operation_id="auth_token_create",
+    )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from authorisations.selectors import authorisation_in_force
 from cases.api.serializers import CaseRefOutput
+from evidence_service.api.fields import MomentField
 
 
 class AuthorisationCancellationInput(serializers.Serializer):
@@ -17,7 +18,7 @@ class AuthorisationCancellationInput(serializers.Serializer):
     material_direction = serializers.CharField(
         max_length=20000, help_text="Direction on retaining or destroying the material obtained."
     )
-    staff_told_to_stop_at = serializers.DateTimeField(help_text="When staff were told to stop.")
+    staff_told_to_stop_at = MomentField(help_text="When staff were told to stop.")
 
 
 class AuthorisationSubjectOutput(serializers.Serializer):

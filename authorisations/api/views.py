@@ -35,7 +35,7 @@ from authorisations.permissions import AUTHORISATION_READERS, AUTHORISING_OFFICE
 from cases import selectors as case_selectors
 from cases.api.views import page_schema
 from cases.profiles import PLATFORM_CHOICES
-from evidence_service.api.fields import IdField
+from evidence_service.api.fields import IdField, MomentField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -187,7 +187,7 @@ class AuthorisationGrantApi(_Api):
         )
         limits = serializers.CharField(max_length=20000, help_text="What is authorised and what is not.")
         review_interval_days = serializers.IntegerField(min_value=1, max_value=services.MAX_REVIEW_INTERVAL_DAYS)
-        expires_at = serializers.DateTimeField(
+        expires_at = MomentField(
             required=False, allow_null=True, default=None, help_text="Non-RIPA only: when it ends."
         )
         directly_involved = serializers.BooleanField(
@@ -226,7 +226,7 @@ class JudicialApprovalApi(_Api):
     class Input(serializers.Serializer):
         court = serializers.CharField(max_length=200)
         justice = serializers.CharField(max_length=200, help_text="The justice of the peace.")
-        decided_at = serializers.DateTimeField(help_text="Date and time of the magistrate's decision.")
+        decided_at = MomentField(help_text="Date and time of the magistrate's decision.")
         outcome = serializers.ChoiceField(choices=JudicialOutcome.choices)
         notes = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
@@ -248,7 +248,7 @@ class AuthorisationReviewCreateApi(_Api):
     class Input(serializers.Serializer):
         findings = serializers.CharField(max_length=20000)
         outcome = serializers.ChoiceField(choices=ReviewOutcome.choices)
-        next_review_due = serializers.DateTimeField(
+        next_review_due = MomentField(
             required=False, allow_null=True, default=None, help_text="continue: defaults to one review interval on."
         )
         cancellation = AuthorisationCancellationInput(required=False, allow_null=True, default=None)
@@ -275,7 +275,7 @@ class AuthorisationRenewApi(_Api):
         statement = serializers.CharField(
             max_length=20000, help_text="Why it is still necessary and proportionate, and what it has obtained."
         )
-        expires_at = serializers.DateTimeField(
+        expires_at = MomentField(
             required=False, allow_null=True, default=None, help_text="Non-RIPA only: when the renewal ends."
         )
 

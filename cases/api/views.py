@@ -26,7 +26,7 @@ from cases.api.serializers import (
 from cases.models import AccessMethod, Interaction, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import NotFound
-from evidence_service.api.fields import IdField
+from evidence_service.api.fields import IdField, MomentField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -198,8 +198,8 @@ class ConsentCreateApi(_Api):
         scope = serializers.ListField(
             child=serializers.ChoiceField(choices=[*PLATFORM_CHOICES, "all"]), allow_empty=False, max_length=20
         )
-        granted_at = serializers.DateTimeField()
-        expires_at = serializers.DateTimeField(required=False, allow_null=True)
+        granted_at = MomentField()
+        expires_at = MomentField(required=False, allow_null=True)
         evidence = serializers.CharField(max_length=5000)
 
     @extend_schema(request=Input, responses={201: ConsentOutput})
@@ -216,7 +216,7 @@ class ConsentCreateApi(_Api):
 class ConsentWithdrawApi(_Api):
     class Input(serializers.Serializer):
         reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-        withdrawn_at = serializers.DateTimeField(required=False, allow_null=True)
+        withdrawn_at = MomentField(required=False, allow_null=True)
 
     @extend_schema(request=Input, responses=ConsentOutput)
     def post(self, request, pk: int):
@@ -246,7 +246,7 @@ class ViewingInput(serializers.Serializer):
     third_party_information = serializers.CharField(
         max_length=20000, allow_blank=True, help_text="Information about other people recorded; empty if none."
     )
-    viewed_at = serializers.DateTimeField(required=False, allow_null=True)
+    viewed_at = MomentField(required=False, allow_null=True)
     late_entry_reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     authorisation = IdField(required=False, allow_null=True)
     external_authority = ExternalAuthority(required=False, allow_null=True)

@@ -81,6 +81,17 @@ class Unauthenticated(ServiceError):
     default_code = "not_authenticated"
 
 
+class Throttled(ServiceError):
+    """Too many attempts: answered 429 with ``Retry-After`` (whole seconds)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, int(retry_after))
+
+
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error structure as ``{"a.b": [messages]}``."""
     flat: dict[str, list[str]] = {}
@@ -178,6 +189,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
+    elif isinstance(exc, Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
     if status_code >= 500:
         logger.exception("request failed with %s", status_code, exc_info=exc)
     elif request is not None and status_code in AUDITED_REFUSALS and not getattr(exc, "audited", False):

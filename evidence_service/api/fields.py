@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from django.utils import timezone
 from rest_framework import serializers
 
 #: The largest id a PostgreSQL bigint holds; larger numbers are refused as input errors.
@@ -15,6 +18,25 @@ class IdField(serializers.IntegerField):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(**kwargs)
+
+
+#: The earliest date and time the API takes in. Nothing this service records happened
+#: before it, and a moment before 1847 would be answered in London's local mean time,
+#: whose offset (-00:01:15) no RFC 3339 date-time can carry.
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+class MomentField(serializers.DateTimeField):
+    """A date and time given as input (an ISO 8601 / RFC 3339 date-time), from 1900 on."""
+
+    default_error_messages = {"too_early": "Dates and times before 1900 are not accepted."}
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        earliest = EARLIEST_MOMENT if timezone.is_aware(moment) else EARLIEST_MOMENT.replace(tzinfo=None)
+        if moment < earliest:
+            self.fail("too_early")
+        return moment
 
 
 class IdConverter:
