@@ -9,6 +9,10 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 from evidence_service.settings import *  # noqa: E402,F403
 
+# Tests read the tree right after the request that wrote an event, so they sequence after
+# every commit whether or not a broker is configured (its deployment default is covered by
+# tests/test_settings_env.py).
+AUDIT_INTEGRATE_AFTER_COMMIT = env_bool("AUDIT_INTEGRATE_AFTER_COMMIT", True)  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -99,3 +99,21 @@ def test_debug_without_a_secret_key_keeps_a_generated_one_private(tmp_path):
 def test_bad_settings_stop_the_service_from_starting(tmp_path, name, value):
     result = _load_settings({"DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, name: value})
     assert result.returncode != 0 and name in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({}, "True"),  # no broker, no periodic task: the request path sequences
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "False"),  # the periodic task sequences in batches
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0", "AUDIT_INTEGRATE_AFTER_COMMIT": "1"}, "True"),
+    ],
+)
+def test_who_sequences_the_audit_log_depends_on_the_broker(tmp_path, extra, expected):
+    code = "from evidence_service import settings; print(settings.AUDIT_INTEGRATE_AFTER_COMMIT)"
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, **extra}
+    result = subprocess.run(  # noqa: S603 - this interpreter importing the settings module
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
