@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink, Outcome
+from evidence_service.db import insert
 
 _ACTION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 
@@ -84,8 +85,9 @@ def audit_record(
     body = _storable(dict(payload or {}))
     if ctx.via != "api":
         body.setdefault("via", ctx.via)
-    with transaction.atomic():
-        event = AuditEvent.objects.create(
+    # No savepoint inside the caller's transaction: if this fails, so does the action.
+    with transaction.atomic(savepoint=False):
+        event = AuditEvent(
             occurred_at=timezone.now(),
             actor_id=actor.pk if actor else None,
             actor_username=actor.get_username() if actor else "",
@@ -101,9 +103,13 @@ def audit_record(
             payload=body,
             commitment_salt=os.urandom(16),
         )
-        unique_subjects = sorted({int(s) for s in subject_ids if s is not None})
-        if unique_subjects:
-            AuditSubjectLink.objects.bulk_create([AuditSubjectLink(event=event, subject_id=s) for s in unique_subjects])
+        insert(event)
+        insert(
+            *[
+                AuditSubjectLink(event=event, subject_id=s)
+                for s in sorted({int(s) for s in subject_ids if s is not None})
+            ]
+        )
     _integrate_after_commit()
     return event
 

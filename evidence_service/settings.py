@@ -120,6 +120,10 @@ else:
         {"timeout": env_int("SQLITE_TIMEOUT", 20, minimum=1), "transaction_mode": "IMMEDIATE"}
     )
 DATABASES = {"default": _default_db}
+# The request path's own statements are prepared once per connection (evidence_service/db.py);
+# turn this off behind a pooler that shares connections between sessions (PgBouncer in
+# transaction mode).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache and Celery ------------------------------------------------------------
