@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
+from django.db import connection
 from django.db.models import QuerySet
 
-from cases.models import Case, Consent, Profile, Subject, Viewing
+from accounts.models import User
+from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
+from detection.models import DetectionPolicy
 from detection.selectors import flags_prefetch
 from evidence_service.api.errors import NotFound
+from evidence_service.db import cursor, select
 
 VIEWING_RELATED = ("case", "profile", "practitioner", "consent", "authorisation", "superseded_by")
 
@@ -53,10 +60,113 @@ def consent_get(*, user, consent_id: object) -> Consent:
 def consent_covering(*, subject_id: int, platform: str, at: datetime) -> Consent | None:
     """The consent in effect for ``platform`` at ``at``, preferring the most recently
     granted when several overlap."""
-    for consent in Consent.objects.filter(subject_id=subject_id).in_effect_at(at).order_by("-granted_at", "-id"):
+    # The same condition as ``Consent.objects.in_effect_at``, written out: this runs for
+    # every viewing logged, and one plain statement costs a fraction of building the query.
+    in_effect = select(
+        Consent,
+        "consent",
+        f"""FROM {Consent._meta.db_table} consent
+            WHERE subject_id = %s AND granted_at <= %s
+              AND (expires_at IS NULL OR expires_at > %s) AND (withdrawn_at IS NULL OR withdrawn_at > %s)
+            ORDER BY granted_at DESC, id DESC""",
+        [subject_id, at, at, at],
+    )
+    for consent in in_effect:
         if consent.covers_platform(platform):
             return consent
     return None
+
+
+# --- Logging a viewing ---------------------------------------------------------------------------
+# Logging a viewing is most of the service's traffic, so its reads are plain statements, one
+# round trip each (bench/load.py measures the path). tests/cases/test_viewing_reads.py checks
+# them against the querysets they stand for.
+
+_MEMBERSHIP = User.teams.through._meta.db_table
+_CASE_SUBJECT = CaseSubject._meta.db_table
+
+
+def viewing_targets(*, user, case_id: int, profile_id: int) -> tuple[Case, Profile]:
+    """The case and the profile a practitioner is logging a viewing of, as ``case_get``
+    and ``profile_get`` would find them for a practitioner (their teams' cases, and
+    profiles of people linked to those cases); 404 naming the field otherwise. Other roles
+    find nothing: only practitioners log viewings."""
+    user_id = user.pk if getattr(user, "is_practitioner", False) else None
+    cases = select(
+        Case,
+        "c",
+        f"""FROM {Case._meta.db_table} c
+            WHERE c.id = %s AND c.team_id IN (SELECT team_id FROM {_MEMBERSHIP} WHERE user_id = %s)""",
+        [case_id, user_id],
+    )
+    if not cases:
+        raise NotFound("case", case_id, field="case")
+    profiles = select(
+        Profile,
+        "profile",
+        f"""FROM {Profile._meta.db_table} profile
+            WHERE profile.id = %s AND profile.subject_id IN (
+                SELECT link.subject_id FROM {_CASE_SUBJECT} link
+                JOIN {Case._meta.db_table} c ON c.id = link.case_id
+                JOIN {_MEMBERSHIP} member ON member.team_id = c.team_id
+                WHERE member.user_id = %s)""",
+        [profile_id, user_id],
+    )
+    if not profiles:
+        raise NotFound("profile", profile_id, field="profile")
+    return cases[0], profiles[0]
+
+
+@dataclass(frozen=True)
+class ViewingContext:
+    """What logging a viewing must know before it writes, read in one statement."""
+
+    works_on_case: bool  # the practitioner is in the team that owns the case
+    linked_to_case: bool  # the person viewed is linked to the case
+    policy: DetectionPolicy | None  # the detection policy in force (the newest version)
+
+
+def viewing_context(*, actor, case: Case, subject_id: int) -> ViewingContext:
+    """Lock the person viewed (``FOR NO KEY UPDATE``: detection for one person runs one
+    viewing at a time, so concurrent looks count each other) and read what logging the
+    viewing checks. Must run inside the viewing's transaction."""
+    lock = " FOR NO KEY UPDATE OF person" if connection.features.has_select_for_no_key_update else ""
+    with cursor() as db:
+        db.execute(
+            f"""SELECT
+                    EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE user_id = %s AND team_id = %s),
+                    EXISTS (SELECT 1 FROM {_CASE_SUBJECT} WHERE case_id = %s AND subject_id = person.id),
+                    policy.id, policy.version, policy.rules
+                FROM {Subject._meta.db_table} person
+                LEFT JOIN (
+                    SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
+                ) policy ON 1 = 1
+                WHERE person.id = %s{lock}""",
+            [getattr(actor, "pk", None), case.team_id, case.pk, subject_id],
+        )
+        row = db.fetchone()
+    if row is None:
+        raise NotFound("subject", subject_id)
+    member, linked, policy_id, version, rules = row
+    return ViewingContext(
+        works_on_case=bool(member) and getattr(actor, "is_practitioner", False),
+        linked_to_case=bool(linked),
+        # Policy versions are never changed (append-only), so the row read is the whole policy.
+        policy=DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None,
+    )
+
+
+@lru_cache(maxsize=16)
+def _parsed_rules(text: str) -> dict:
+    return json.loads(text)
+
+
+def _rules(value) -> dict:
+    """The policy's rules column as read by a plain cursor: JSON text (parsed once per
+    distinct text) or, on drivers that decode JSON themselves, already a dict."""
+    if isinstance(value, str):
+        return _parsed_rules(value)
+    return value
 
 
 def viewing_list(

@@ -27,9 +27,10 @@ from cases.models import (
 )
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
-from cases.selectors import consent_covering
+from cases.selectors import consent_covering, viewing_context
 from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+from evidence_service.db import insert
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
@@ -361,7 +362,7 @@ class ViewingDetails:
     external_authority_reference: str = ""
 
 
-def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool) -> dict[str, str]:
+def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool, linked_to_case: bool) -> dict[str, str]:
     problems: dict[str, str] = {}
     viewed_at = details.viewed_at or now
     if viewed_at > now:
@@ -373,10 +374,11 @@ def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool) 
         problems["justification"] = "Say why this look was necessary."
     if details.purpose == Purpose.OTHER and not details.purpose_detail.strip():
         problems["purpose_detail"] = "Describe the purpose when it is 'other'."
-    if not CaseSubject.objects.filter(case=details.case, subject_id=details.profile.subject_id).exists():
+    if not linked_to_case:
         problems["profile"] = f"This profile's owner is not linked to case {details.case.reference}."
     if details.authorisation is not None and details.authorisation.case_id != details.case.pk:
         problems["authorisation"] = f"This authorisation is not for case {details.case.reference}."
+    # The database's check constraint says the same; saying it here names the field.
     if bool(details.external_authority_kind) != bool(details.external_authority_reference.strip()):
         problems["external_authority"] = "Give both the kind and the reference of the external authority."
     return problems
@@ -393,13 +395,18 @@ def viewing_log(
     """Record one look at a profile. The consent that covered it, if any, is worked out
     from the subject's consent records at the moment of viewing."""
     _require_practitioner(ctx, "log viewings")
-    _require_case_team(ctx, details.case)
+    profile = details.profile
+    # Locks the person viewed until this transaction ends (see detection_evaluate_viewing).
+    context = viewing_context(actor=ctx.actor, case=details.case, subject_id=profile.subject_id)
+    if not context.works_on_case:
+        raise Forbidden(f"You do not work in the team that owns case {details.case.reference}.")
+    if supersedes is not None and not supersede_reason.strip():
+        raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})
     now = timezone.now()
-    problems = _check_viewing(details, now, correcting=supersedes is not None)
+    problems = _check_viewing(details, now, correcting=supersedes is not None, linked_to_case=context.linked_to_case)
     if problems:
         raise InvalidInput("The viewing cannot be logged.", fields=problems)
     viewed_at = details.viewed_at or now
-    profile = details.profile
     viewing = Viewing(
         case=details.case,
         profile=profile,
@@ -422,8 +429,13 @@ def viewing_log(
         supersedes=supersedes,
         supersede_reason=supersede_reason.strip(),
     )
-    viewing.full_clean(exclude=["case", "profile", "subject", "practitioner", "authorisation", "consent", "supersedes"])
-    viewing.save()
+    # Field checks only: the two check constraints are checked above with named fields
+    # (and enforced by the database); the related rows were read in this transaction.
+    viewing.full_clean(
+        exclude=["case", "profile", "subject", "practitioner", "authorisation", "consent", "supersedes"],
+        validate_constraints=False,
+    )
+    insert(viewing)
     # A cited authorisation that does not cover the look is recorded, never refused: the
     # record must not be lost, and the detection policy flags it (OUTSIDE_AUTHORISATION).
     authorisation_problems = (
@@ -466,7 +478,11 @@ def viewing_log(
         },
     )
     # The detection policy runs in the same transaction, so the answer carries its flags.
-    detection_evaluate_viewing(ctx=ctx, viewing=viewing)
+    raised = detection_evaluate_viewing(ctx=ctx, viewing=viewing, policy=context.policy)
+    # What the answer shows, already in hand: the flags it raised or joined, and no
+    # correction (a viewing just written has none yet).
+    viewing.flag_links_for_output = [flag.link for flag in raised]
+    Viewing.superseded_by.related.set_cached_value(viewing, None)
     return viewing
 
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from authorisations.selectors import authorisation_check_viewing, authorisation_covering
-from cases.models import Interaction, Purpose, Viewing
+from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
+from cases.models import Case, Interaction, Profile, Purpose, Viewing
 from detection.models import RuleCode
+from evidence_service.db import select
 
 
 @dataclass(frozen=True)
@@ -33,31 +34,34 @@ class Finding:
 
 @dataclass
 class Look:
-    """The viewing being evaluated, with its coverage worked out once."""
+    """The viewing being evaluated, with the person's authorisations around it read once."""
 
     viewing: Viewing
+    coverage: AuthorisationCoverage
     authorisation_in_force: Any = None  # the authorisation covering it, if any
 
     @classmethod
-    def of(cls, viewing: Viewing) -> Look:
-        return cls(viewing=viewing, authorisation_in_force=_covering(viewing))
+    def of(cls, viewing: Viewing, window: timedelta = timedelta(0)) -> Look:
+        """``window``: how far either side of the viewing other looks are judged too."""
+        coverage = AuthorisationCoverage.load(
+            subject_id=viewing.subject_id, since=viewing.viewed_at - window, until=viewing.viewed_at + window
+        )
+        look = cls(viewing=viewing, coverage=coverage)
+        look.authorisation_in_force = coverage.covering(
+            profile_id=viewing.profile_id, platform=viewing.profile.platform, at=viewing.viewed_at
+        )
+        return look
+
+    def covered(self, other: Viewing, platform: str) -> bool:
+        """Whether ``other`` (a look at the same person, on ``platform``) was covered."""
+        return (
+            other.consent_id is not None
+            or self.coverage.covering(profile_id=other.profile_id, platform=platform, at=other.viewed_at) is not None
+        )
 
     @property
     def consent_or_authorisation(self) -> bool:
         return self.viewing.consent_id is not None or self.authorisation_in_force is not None
-
-
-def _covering(viewing: Viewing):
-    return authorisation_covering(
-        subject_id=viewing.subject_id,
-        profile_id=viewing.profile_id,
-        platform=viewing.profile.platform,
-        at=viewing.viewed_at,
-    )
-
-
-def _is_covered(viewing: Viewing) -> bool:
-    return viewing.consent_id is not None or _covering(viewing) is not None
 
 
 def _when(moment: datetime) -> str:
@@ -69,9 +73,44 @@ def _whose(other: Viewing, look: Viewing) -> str:
         return "this look"
     if other.practitioner_id == look.practitioner_id:
         return "you"
-    if other.case.team_id == look.case.team_id:
+    if other.case_team_id == look.case.team_id:
         return "a colleague in your team"
     return "someone in another team"
+
+
+def _looks_around(viewing: Viewing, window: timedelta) -> list[Viewing]:
+    """The person's current (not superseded) looks within ``window`` either side of
+    ``viewing``, oldest first, each with its profile's platform (``profile_platform``) and
+    its case's team (``case_team_id``). One range read on the (subject, viewed_at) index, as
+    a plain statement: it runs for every look not covered by consent or an authorisation."""
+    table = Viewing._meta.db_table
+    return select(
+        Viewing,
+        "look",
+        f"""FROM {table} look
+            JOIN {Profile._meta.db_table} profile ON profile.id = look.profile_id
+            JOIN {Case._meta.db_table} c ON c.id = look.case_id
+            WHERE look.subject_id = %s AND look.viewed_at >= %s AND look.viewed_at <= %s
+              AND NOT EXISTS (SELECT 1 FROM {table} correction WHERE correction.supersedes_id = look.id)
+            ORDER BY look.viewed_at, look.id""",
+        [viewing.subject_id, viewing.viewed_at - window, viewing.viewed_at + window],
+        extra={"profile_platform": "profile.platform", "case_team_id": "c.team_id"},
+    )
+
+
+def longest_run(times: list[datetime], this: int, window: timedelta) -> tuple[int, int]:
+    """The first and last positions of the longest run of ``times`` (sorted) spanning at
+    most ``window`` that includes position ``this``; the earliest such run on a tie. For
+    each first position the run reaches as far as the window allows, and that end only
+    moves forward, so this is one pass however many looks there are."""
+    best_start, best_end, end = this, this, 0
+    for start in range(this + 1):
+        end = max(end, start)
+        while end + 1 < len(times) and times[end + 1] - times[start] <= window:
+            end += 1
+        if end >= this and end - start > best_end - best_start:
+            best_start, best_end = start, end
+    return best_start, best_end
 
 
 def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding | None:
@@ -82,22 +121,14 @@ def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding
     if look.consent_or_authorisation:
         return None
     window = timedelta(days=params["window_days"])
-    nearby = list(
-        Viewing.objects.filter(
-            subject_id=viewing.subject_id,
-            viewed_at__gte=viewing.viewed_at - window,
-            viewed_at__lte=viewing.viewed_at + window,
-            superseded_by__isnull=True,
-        )
-        .select_related("case", "profile")
-        .order_by("viewed_at", "id")
-    )
-    uncovered = [other for other in nearby if other.pk == viewing.pk or not _is_covered(other)]
-    best: list[Viewing] = []
-    for start in range(len(uncovered)):
-        in_window = [v for v in uncovered[start:] if v.viewed_at - uncovered[start].viewed_at <= window]
-        if any(v.pk == viewing.pk for v in in_window) and len(in_window) > len(best):
-            best = in_window
+    uncovered = [
+        other
+        for other in _looks_around(viewing, window)
+        if other.pk == viewing.pk or not look.covered(other, other.profile_platform)
+    ]
+    this = next(position for position, other in enumerate(uncovered) if other.pk == viewing.pk)
+    start, end = longest_run([other.viewed_at for other in uncovered], this, window)
+    best = uncovered[start : end + 1]
     if len(best) < params["threshold"]:
         return None
     listed = "; ".join(f"{_when(v.viewed_at)} by {_whose(v, viewing)}" for v in best)
@@ -227,7 +258,9 @@ RULES: dict[str, Callable[[Look, str, dict[str, Any]], Finding | None]] = {
 
 def evaluate(viewing: Viewing, rules: dict[str, dict[str, Any]]) -> list[Finding]:
     """Every enabled rule's finding on ``viewing``, in the policy's rule order."""
-    look = Look.of(viewing)
+    repeat = rules.get(RuleCode.REPEAT_VIEWING) or {}
+    window_days = repeat.get("params", {}).get("window_days", 0) if repeat.get("enabled") else 0
+    look = Look.of(viewing, window=timedelta(days=window_days))
     findings = []
     for code, check in RULES.items():
         rule = rules.get(code)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import AuditContext, audit_record
-from cases.models import Subject, Viewing
+from cases.models import Viewing
 from detection.models import (
     DetectionPolicy,
     Flag,
@@ -27,6 +27,7 @@ from detection.permissions import can_decide_flag, works_on_case
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+from evidence_service.db import insert
 
 
 def current_policy() -> DetectionPolicy:
@@ -66,6 +67,7 @@ class RaisedFlag:
     flag: Flag
     absorbed: bool
     explanation: str
+    link: FlagViewing  # the viewing's link to the flag, with the flag and its recipients loaded
 
 
 _NEXT_STEPS = {
@@ -82,16 +84,23 @@ def _explain(finding: Finding, officers: list[str], absorbed: bool) -> str:
     )
 
 
+def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
+    """Keep the recipients just read or written on the flag, as ``prefetch_related`` would,
+    so that the answer to the practitioner needs no further query."""
+    flag._prefetched_objects_cache = {"recipients": recipients}
+
+
 def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding) -> RaisedFlag:
-    officers = list(flag.recipients.select_related("officer").values_list("officer__username", flat=True))
-    explanation = _explain(finding, officers, absorbed=True)
-    FlagViewing.objects.create(
+    recipients = list(flag.recipients.select_related("officer").order_by("id"))
+    explanation = _explain(finding, [recipient.officer.username for recipient in recipients], absorbed=True)
+    link = FlagViewing(
         flag=flag,
         viewing=viewing,
         explanation=explanation,
         counted_viewing_ids=finding.counted_viewing_ids,
         added_at=timezone.now(),
     )
+    insert(link)
     audit_record(
         ctx=ctx,
         action="flag.absorb",
@@ -101,7 +110,8 @@ def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding
         subject_ids=[viewing.subject_id],
         payload={"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": finding.counted_viewing_ids},
     )
-    return RaisedFlag(flag=flag, absorbed=True, explanation=explanation)
+    _prefetched(flag, recipients)
+    return RaisedFlag(flag=flag, absorbed=True, explanation=explanation, link=link)
 
 
 def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: DetectionPolicy) -> RaisedFlag:
@@ -117,15 +127,18 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
         explanation=explanation,
         raised_at=now,
     )
-    FlagViewing.objects.create(
+    link = FlagViewing.objects.create(
         flag=flag,
         viewing=viewing,
         explanation=explanation,
         counted_viewing_ids=finding.counted_viewing_ids,
         added_at=now,
     )
-    FlagRecipient.objects.bulk_create(
-        [FlagRecipient(flag=flag, officer=officer, reason=reason) for officer, reason in recipients]
+    _prefetched(
+        flag,
+        FlagRecipient.objects.bulk_create(
+            [FlagRecipient(flag=flag, officer=officer, reason=reason) for officer, reason in recipients]
+        ),
     )
     for officer, _reason in recipients:
         notification_queue(
@@ -154,19 +167,23 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
             "routed_to": [officer.username for officer, _reason in recipients],
         },
     )
-    return RaisedFlag(flag=flag, absorbed=False, explanation=explanation)
+    return RaisedFlag(flag=flag, absorbed=False, explanation=explanation, link=link)
 
 
-@transaction.atomic
-def detection_evaluate_viewing(*, ctx: AuditContext, viewing: Viewing) -> list[RaisedFlag]:
-    """Run the policy in force on a viewing just logged, in its transaction: raise a flag
-    for each rule that fires, or add the viewing to the open flag for that person and rule."""
-    # One evaluation per person at a time: a concurrent look at the same person waits here
-    # until this transaction commits, then counts this look too (READ COMMITTED reads anew
-    # after the wait). NO KEY UPDATE does not conflict with the key-share locks that the
-    # viewings' foreign keys take, so two writers cannot deadlock on it.
-    Subject.objects.select_for_update(no_key=True).filter(pk=viewing.subject_id).first()
-    policy = current_policy()
+@transaction.atomic(savepoint=False)
+def detection_evaluate_viewing(
+    *, ctx: AuditContext, viewing: Viewing, policy: DetectionPolicy | None
+) -> list[RaisedFlag]:
+    """Run ``policy`` (the one in force) on a viewing just logged, in its transaction: raise a
+    flag for each rule that fires, or add the viewing to the open flag for that person and rule.
+
+    The caller holds the person's lock (``cases.selectors.viewing_context``, taken before the
+    viewing was written): one evaluation per person at a time, so a concurrent look at the
+    same person waits until this transaction commits, then counts this look too (READ
+    COMMITTED reads anew after the wait). NO KEY UPDATE does not conflict with the key-share
+    locks that the viewings' foreign keys take, so two writers cannot deadlock on it."""
+    if policy is None:
+        return []
     results = []
     for finding in evaluate(viewing, policy.rules):
         open_flag = (

@@ -254,9 +254,7 @@ class ViewingInput(serializers.Serializer):
 
 def _viewing_details(request, data: dict) -> services.ViewingDetails:
     """Resolve the ids in a viewing's input within the caller's scope."""
-    user = request.user
-    case = selectors.case_get(user=user, case_id=data["case"], field="case")
-    profile = selectors.profile_get(user=user, profile_id=data["profile"], field="profile")
+    case, profile = selectors.viewing_targets(user=request.user, case_id=data["case"], profile_id=data["profile"])
     authorisation = None
     if data.get("authorisation") is not None:
         authorisation = Authorisation.objects.filter(pk=data["authorisation"], case=case).first()
