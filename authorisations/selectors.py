@@ -109,7 +109,7 @@ class AuthorisationCoverage:
     ) -> AuthorisationCoverage:
         # Runs for every viewing logged: a plain statement (the condition of
         # ``AuthorisationQuerySet.in_force_at``, widened to a period) costs a fraction of
-        # building the query; tests/authorisations/test_coverage.py checks the two agree.
+        # building the query; tests/cases/test_viewing_reads.py checks the two agree.
         people = Authorisation.subjects.through._meta.db_table
         sql = f"""FROM {Authorisation._meta.db_table} a
                   WHERE a.id IN (SELECT authorisation_id FROM {people} WHERE subject_id = %s)
