@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 
 from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
 from cases.models import Case, Interaction, Profile, Purpose, Viewing
 from detection.models import RuleCode
-from evidence_service.db import select
+from evidence_service.db import select_values
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,12 @@ class Look:
         )
         return look
 
-    def covered(self, other: Viewing, platform: str) -> bool:
-        """Whether ``other`` (a look at the same person, on ``platform``) was covered."""
+    def covered(self, other: OtherLook) -> bool:
+        """Whether ``other`` (a look at the same person) was covered."""
         return (
             other.consent_id is not None
-            or self.coverage.covering(profile_id=other.profile_id, platform=platform, at=other.viewed_at) is not None
+            or self.coverage.covering(profile_id=other.profile_id, platform=other.platform, at=other.viewed_at)
+            is not None
         )
 
     @property
@@ -68,34 +69,49 @@ def _when(moment: datetime) -> str:
     return timezone.localtime(moment).strftime("%-d %b %Y %H:%M")
 
 
-def _whose(other: Viewing, look: Viewing) -> str:
+class OtherLook(NamedTuple):
+    """Another look at the same person, as the repeat-viewing rule needs it."""
+
+    pk: int
+    viewed_at: datetime
+    practitioner_id: int
+    consent_id: int | None
+    profile_id: int
+    platform: str
+    team_id: int  # of the case it was logged against
+
+
+def _whose(other: OtherLook, look: Viewing) -> str:
     if other.pk == look.pk:
         return "this look"
     if other.practitioner_id == look.practitioner_id:
         return "you"
-    if other.case_team_id == look.case.team_id:
+    if other.team_id == look.case.team_id:
         return "a colleague in your team"
     return "someone in another team"
 
 
-def _looks_around(viewing: Viewing, window: timedelta) -> list[Viewing]:
+def _looks_around(viewing: Viewing, window: timedelta) -> list[OtherLook]:
     """The person's current (not superseded) looks within ``window`` either side of
-    ``viewing``, oldest first, each with its profile's platform (``profile_platform``) and
-    its case's team (``case_team_id``). One range read on the (subject, viewed_at) index, as
-    a plain statement: it runs for every look not covered by consent or an authorisation."""
+    ``viewing`` that no consent covered, oldest first (``viewing`` among them). One range
+    read on the (subject, viewed_at) index, as a plain statement: it runs for every look
+    not covered by consent or an authorisation."""
     table = Viewing._meta.db_table
-    return select(
+    rows = select_values(
         Viewing,
         "look",
+        ("id", "viewed_at", "practitioner", "consent", "profile"),
         f"""FROM {table} look
             JOIN {Profile._meta.db_table} profile ON profile.id = look.profile_id
             JOIN {Case._meta.db_table} c ON c.id = look.case_id
             WHERE look.subject_id = %s AND look.viewed_at >= %s AND look.viewed_at <= %s
+              AND (look.consent_id IS NULL OR look.id = %s)
               AND NOT EXISTS (SELECT 1 FROM {table} correction WHERE correction.supersedes_id = look.id)
             ORDER BY look.viewed_at, look.id""",
-        [viewing.subject_id, viewing.viewed_at - window, viewing.viewed_at + window],
-        extra={"profile_platform": "profile.platform", "case_team_id": "c.team_id"},
+        [viewing.subject_id, viewing.viewed_at - window, viewing.viewed_at + window, viewing.pk],
+        extra={"platform": "profile.platform", "team_id": "c.team_id"},
     )
+    return [OtherLook(*row) for row in rows]
 
 
 def longest_run(times: list[datetime], this: int, window: timedelta) -> tuple[int, int]:
@@ -121,11 +137,7 @@ def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding
     if look.consent_or_authorisation:
         return None
     window = timedelta(days=params["window_days"])
-    uncovered = [
-        other
-        for other in _looks_around(viewing, window)
-        if other.pk == viewing.pk or not look.covered(other, other.profile_platform)
-    ]
+    uncovered = [other for other in _looks_around(viewing, window) if other.pk == viewing.pk or not look.covered(other)]
     this = next(position for position, other in enumerate(uncovered) if other.pk == viewing.pk)
     start, end = longest_run([other.viewed_at for other in uncovered], this, window)
     best = uncovered[start : end + 1]

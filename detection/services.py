@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -27,7 +27,7 @@ from detection.permissions import can_decide_flag, works_on_case
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
-from evidence_service.db import insert
+from evidence_service.db import insert, select
 
 
 def current_policy() -> DetectionPolicy:
@@ -84,6 +84,37 @@ def _explain(finding: Finding, officers: list[str], absorbed: bool) -> str:
     )
 
 
+def _open_flag(*, subject_id: int, rule: str) -> Flag | None:
+    """The open flag about this person for this rule (at most one: a partial unique index),
+    locked until the viewing's transaction ends. A plain statement: looks at a person who is
+    already flagged are added to the flag, so this runs for many viewings."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    found = select(
+        Flag,
+        "flag",
+        f"FROM {Flag._meta.db_table} flag WHERE flag.subject_id = %s AND flag.rule = %s AND flag.status = %s{lock}",
+        [subject_id, rule, FlagStatus.OPEN],
+    )
+    return found[0] if found else None
+
+
+def _recipients(flag: Flag) -> list[FlagRecipient]:
+    """The flag's recipients in the order they were routed, each with its officer."""
+    officers = select(
+        User,
+        "officer",
+        f"""FROM {User._meta.db_table} officer JOIN {FlagRecipient._meta.db_table} recipient
+                ON recipient.officer_id = officer.id
+            WHERE recipient.flag_id = %s ORDER BY recipient.id""",
+        [flag.pk],
+        extra={"recipient_id": "recipient.id", "reason": "recipient.reason"},
+    )
+    return [
+        FlagRecipient(id=officer.recipient_id, flag=flag, officer=officer, reason=officer.reason)
+        for officer in officers
+    ]
+
+
 def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
     """Keep the recipients just read or written on the flag, as ``prefetch_related`` would,
     so that the answer to the practitioner needs no further query."""
@@ -91,7 +122,7 @@ def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
 
 
 def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding) -> RaisedFlag:
-    recipients = list(flag.recipients.select_related("officer").order_by("id"))
+    recipients = _recipients(flag)
     explanation = _explain(finding, [recipient.officer.username for recipient in recipients], absorbed=True)
     link = FlagViewing(
         flag=flag,
@@ -186,11 +217,7 @@ def detection_evaluate_viewing(
         return []
     results = []
     for finding in evaluate(viewing, policy.rules):
-        open_flag = (
-            Flag.objects.select_for_update()
-            .filter(subject_id=viewing.subject_id, rule=finding.rule, status=FlagStatus.OPEN)
-            .first()
-        )
+        open_flag = _open_flag(subject_id=viewing.subject_id, rule=finding.rule)
         if open_flag is None:
             try:
                 with transaction.atomic():

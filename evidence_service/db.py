@@ -65,9 +65,9 @@ def _insert_statement(model: type[models.Model], vendor: str, rows: int) -> tupl
 
 
 @cache
-def _select_list(model: type[models.Model], vendor: str, alias: str):
+def _select_list(model: type[models.Model], vendor: str, alias: str, only: tuple[str, ...] | None = None):
     quote = connection.ops.quote_name
-    fields = model._meta.concrete_fields
+    fields = model._meta.concrete_fields if only is None else [model._meta.get_field(name) for name in only]
     columns = ", ".join(f"{alias}.{quote(field.column)}" for field in fields)
     converters = []
     for position, field in enumerate(fields):
@@ -78,32 +78,49 @@ def _select_list(model: type[models.Model], vendor: str, alias: str):
     return columns, tuple(field.attname for field in fields), tuple(converters)
 
 
+def _rows(model, alias, only, from_where, params, extra) -> tuple[tuple[str, ...], list[list]]:
+    columns, names, converters = _select_list(model, connection.vendor, alias, only)
+    more = "".join(f", {expression}" for expression in (extra or {}).values())
+    with cursor() as db:
+        # As for the ORM's raw queries: each parameter prepared for the database by its
+        # type (on SQLite, an aware datetime becomes UTC text, as stored).
+        db.execute(f"SELECT {columns}{more} {from_where}", [connection.ops.adapt_unknown_value(p) for p in params])
+        rows = [list(row) for row in db.fetchall()]
+    for values in rows:
+        for position, found, column in converters:
+            for converter in found:
+                values[position] = converter(values[position], column, connection)
+    return names, rows
+
+
 def select(
     model: type[models.Model], alias: str, from_where: str, params: list, extra: dict[str, str] | None = None
 ) -> list:
     """Instances of ``model`` from ``SELECT <every column of alias> <from_where>``, where
     ``from_where`` names the model's table as ``alias``. ``extra`` maps attribute names to
     further SQL expressions (integers or text: their values are not converted)."""
-    columns, names, converters = _select_list(model, connection.vendor, alias)
-    extra = extra or {}
-    more = "".join(f", {expression}" for expression in extra.values())
-    with cursor() as db:
-        # As for the ORM's raw queries: each parameter prepared for the database by its
-        # type (on SQLite, an aware datetime becomes UTC text, as stored).
-        db.execute(f"SELECT {columns}{more} {from_where}", [connection.ops.adapt_unknown_value(p) for p in params])
-        rows = db.fetchall()
+    names, rows = _rows(model, alias, None, from_where, params, extra)
     instances = []
     width = len(names)
     for row in rows:
-        values = list(row[:width])
-        for position, found, column in converters:
-            for converter in found:
-                values[position] = converter(values[position], column, connection)
-        instance = model.from_db(connection.alias, names, values)
-        for name, value in zip(extra, row[width:], strict=True):
+        instance = model.from_db(connection.alias, names, row[:width])
+        for name, value in zip(extra or {}, row[width:], strict=True):
             setattr(instance, name, value)
         instances.append(instance)
     return instances
+
+
+def select_values(
+    model: type[models.Model],
+    alias: str,
+    fields: tuple[str, ...],
+    from_where: str,
+    params: list,
+    extra: dict[str, str] | None = None,
+) -> list[list]:
+    """Rows of ``fields`` of ``model`` (converted as the ORM would), then of the ``extra``
+    expressions (not converted), without making model instances: for reads of many rows."""
+    return _rows(model, alias, fields, from_where, params, extra)[1]
 
 
 def insert(*instances: models.Model) -> None:
