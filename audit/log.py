@@ -13,19 +13,22 @@ proved consistent with the last signed one: the log never signs a fork.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import keys
-from audit.leaves import commitment_for, leaf_bytes
-from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditTreeNode
+from audit.leaves import LEAF_COLUMNS, commitment_for, commitment_from_row, leaf_bytes, leaf_from_row
+from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditSubjectLink, AuditTreeNode
 from tlog import merkle
 from tlog.note import Checkpoint, open_checkpoint, sign_checkpoint
 
@@ -70,9 +73,10 @@ class NodeReader:
     def __call__(self, start: int, end: int) -> bytes:
         return self.known[_node_of_range(start, end)]
 
-    def run(self, compute, *args):
-        """Run a tlog computation that reads subtree hashes, loading them in one query."""
-        needed: list[tuple[int, int]] = []
+    def run(self, compute, *args, also: Iterable[tuple[int, int]] = ()):
+        """Run a tlog computation that reads subtree hashes, loading them (and the
+        ranges in ``also``) in one query."""
+        needed: list[tuple[int, int]] = list(also)
 
         def record(start: int, end: int) -> bytes:
             needed.append((start, end))
@@ -226,6 +230,207 @@ def integrate(
     return IntegrationResult(appended=appended, tree_size=state.tree_size, checkpoint=checkpoint)
 
 
+def sequence_backlog(
+    *,
+    full: bool = False,
+    batch_size: int = 50_000,
+    limit: int | None = None,
+    read_ahead: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> IntegrationResult:
+    """Sequence every unsequenced event, as ``integrate(sweep=True)`` (or ``full=True``)
+    would, for a large backlog: a bulk load, a long outage, a restored database.
+
+    The result is the same tree: the same events at the same indices, the same leaves,
+    nodes and root, and a checkpoint signed once at the end, after the new tree is proved
+    consistent with the last signed one. It reads events as plain rows rather than model
+    instances and writes leaves and nodes with PostgreSQL's COPY (a multi-row INSERT
+    elsewhere). Each batch is one transaction holding the log state's lock (waiting for
+    it rather than skipping, since this is an operator's command), so the request path's
+    integrators can take turns in between. ``limit`` stops after that many events (the
+    rest are left to the next run). ``read_ahead`` reads the next batch on a second
+    database connection while this one is hashed and written; it sees only committed
+    events, so it applies on PostgreSQL outside any surrounding transaction."""
+    appended = 0
+    floor: int | None = None
+    expected_size: int | None = None
+    ahead: Future | None = None
+    read_ahead = read_ahead and connection.vendor == "postgresql" and not connection.in_atomic_block
+    reader = ThreadPoolExecutor(max_workers=1) if read_ahead else None
+    try:
+        while True:
+            wanted = batch_size if limit is None else min(batch_size, limit - appended)
+            if wanted <= 0:
+                break
+            with transaction.atomic():
+                state = AuditLogState.objects.select_for_update().get(pk=1)
+                if floor is None:
+                    floor = 0 if full else state.scan_from_event_id
+                batch = ahead.result() if ahead is not None else None
+                if batch is None or state.tree_size != expected_size or len(batch[0]) < wanted:
+                    # Nothing read ahead, another integrator appended in between, or the
+                    # end of the backlog (read again, under the lock, to be sure of it).
+                    batch = _unsequenced_batch(floor, wanted)
+                rows, subjects = batch
+                ahead = None
+                if reader is not None and len(rows) == wanted:
+                    after = appended + len(rows)
+                    next_wanted = batch_size if limit is None else min(batch_size, limit - after)
+                    ahead = reader.submit(_unsequenced_batch, rows[-1][0], next_wanted)
+                if rows:
+                    state.root = _append_rows(state.tree_size, rows, subjects)
+                    state.tree_size += len(rows)
+                    state.max_event_id = max(state.max_event_id, rows[-1][0])
+                    floor = rows[-1][0]
+                    appended += len(rows)
+                if len(rows) < wanted:
+                    state.scan_from_event_id = _settled_event_id(state)
+                state.save()
+                expected_size = state.tree_size
+            if progress is not None and rows:
+                progress(appended)
+            if len(rows) < wanted:
+                break
+    finally:
+        if reader is not None:
+            reader.submit(lambda: connection.close()).result()  # the reader thread's own connection
+            reader.shutdown()
+    with transaction.atomic():
+        state = AuditLogState.objects.select_for_update().get(pk=1)
+        checkpoint = _sign(state) if _checkpoint_due(state, force=True) else None
+    if checkpoint is not None:
+        keep_witness_copy(checkpoint)
+    return IntegrationResult(appended=appended, tree_size=state.tree_size, checkpoint=checkpoint)
+
+
+def _unsequenced_batch(floor: int, count: int) -> tuple[list[tuple], dict[int, list[int]]]:
+    """The next ``count`` unsequenced events above ``floor`` as ``LEAF_COLUMNS`` rows, and
+    the people each touched."""
+    if count <= 0:
+        return [], {}
+    if connection.vendor == "postgresql":
+        rows = _unsequenced_rows_postgresql(floor, count)
+    else:
+        rows = list(
+            AuditEvent.objects.filter(id__gt=floor, leaf__isnull=True).order_by("id").values_list(*LEAF_COLUMNS)[:count]
+        )
+    subjects: dict[int, list[int]] = {}
+    if rows:
+        links = AuditSubjectLink.objects.filter(event_id__gte=rows[0][0], event_id__lte=rows[-1][0])
+        for event_id, subject_id in links.values_list("event_id", "subject_id"):
+            subjects.setdefault(event_id, []).append(subject_id)
+    return rows, subjects
+
+
+def _unsequenced_rows_postgresql(floor: int, count: int) -> list[tuple]:
+    """The ORM's rows, faster: the time comes already as the leaf writes it (strftime's
+    ``%Y`` does not pad years before 1000, hence the ``ltrim``), sparing a datetime per
+    row, and the payload is decoded as ``JSONField`` decodes it."""
+    columns = ", ".join(
+        "ltrim(to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY'), '0') || "
+        "to_char(e.occurred_at AT TIME ZONE 'UTC', '-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        if name == "occurred_at"
+        else f'e."{name}"'
+        for name in LEAF_COLUMNS
+    )
+    sql = (
+        f'SELECT {columns} FROM "{AuditEvent._meta.db_table}" e WHERE e.id > %s AND NOT EXISTS '
+        f'(SELECT 1 FROM "{AuditLeaf._meta.db_table}" l WHERE l.event_id = e.id) ORDER BY e.id LIMIT %s'
+    )
+    payload = LEAF_COLUMNS.index("payload")
+    loads = json.loads
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [floor, count])
+        return [(*row[:payload], loads(row[payload]), *row[payload + 1 :]) for row in cursor.fetchall()]
+
+
+_LEAF_SLICE = 5000
+
+
+def _append_rows(size: int, rows: list[tuple], subjects: dict[int, list[int]]) -> bytes:
+    """``_append`` for events read as ``LEAF_COLUMNS`` rows, in bulk; returns the new root."""
+    # The compact range of the tree so far, smallest subtree last: exactly the left
+    # siblings that the next leaves complete (a ``merkle.TreeBuilder`` stack).
+    reader = NodeReader()
+    frontier = merkle.perfect_subtrees(0, size)
+    reader.load(frontier)
+    stack = [reader(start, end) for start, end in frontier]
+    origin = settings.AUDIT_LOG_ORIGIN
+    leaf_hash, node_hash = merkle.leaf_hash, merkle.node_hash
+    nodes: list[tuple[int, bytes]] = []
+    no_subjects: list[int] = []
+    with _leaf_writer(timezone.now()) as write_leaves:
+        # In slices, so that the database stores one slice while the next is hashed.
+        for first in range(0, len(rows), _LEAF_SLICE):
+            leaves: list[tuple[int, int, bytes]] = []
+            for index, row in enumerate(rows[first : first + _LEAF_SLICE], start=size + first):
+                commitment = commitment_from_row(row)
+                leaves.append((index, row[0], commitment))
+                data = leaf_from_row(
+                    origin=origin,
+                    index=index,
+                    row=row,
+                    subject_ids=subjects.get(row[0], no_subjects),
+                    commitment=commitment,
+                )
+                digest, level, position = leaf_hash(data), 0, index
+                nodes.append((position, digest))
+                while position & 1:
+                    digest = node_hash(stack.pop(), digest)
+                    level, position = level + 1, position >> 1
+                    nodes.append(((level << LEVEL_SHIFT) | position, digest))
+                stack.append(digest)
+            write_leaves(leaves)
+    _insert_nodes(nodes)
+    root = stack[-1] if stack else merkle.EMPTY_ROOT
+    for left in reversed(stack[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
+# Insert only (the tables are append-only): COPY on PostgreSQL, bulk INSERT elsewhere. In
+# COPY's text format columns are tab-separated and a bytea is \\x<hex>, its backslash doubled.
+
+
+@contextmanager
+def _leaf_writer(now):
+    if connection.vendor != "postgresql":
+
+        def create(leaves: list[tuple[int, int, bytes]]) -> None:
+            AuditLeaf.objects.bulk_create(
+                AuditLeaf(index=index, event_id=event_id, commitment=commitment, sequenced_at=now)
+                for index, event_id, commitment in leaves
+            )
+
+        yield create
+        return
+    stamp = now.isoformat()
+    statement = f'COPY "{AuditLeaf._meta.db_table}" ("index", "event_id", "commitment", "sequenced_at") FROM STDIN'
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor, for COPY
+        # Each slice is sent as soon as it is hashed: the server stores it meanwhile.
+        with raw.copy(statement) as copy:
+
+            def send(leaves: list[tuple[int, int, bytes]]) -> None:
+                copy.write(
+                    "".join(
+                        f"{index}\t{event_id}\t\\\\x{commitment.hex()}\t{stamp}\n"
+                        for index, event_id, commitment in leaves
+                    )
+                )
+
+            yield send
+
+
+def _insert_nodes(nodes: list[tuple[int, bytes]]) -> None:
+    if connection.vendor != "postgresql":
+        AuditTreeNode.objects.bulk_create(AuditTreeNode(id=key, hash=digest) for key, digest in nodes)
+        return
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f'COPY "{AuditTreeNode._meta.db_table}" ("id", "hash") FROM STDIN') as copy:
+            copy.write("".join(f"{key}\t\\\\x{digest.hex()}\n" for key, digest in nodes))
+
+
 def _settled_event_id(state: AuditLogState) -> int:
     """The highest event id below which every event has committed (or never will):
     written longer ago than the grace period, and already sequenced."""
@@ -303,13 +508,23 @@ def _require(condition: bool, message: str) -> None:
 
 
 def inclusion_proof(index: int, size: int) -> tuple[bytes, list[bytes]]:
-    """The leaf hash at ``index`` and its inclusion proof in the tree of ``size`` leaves."""
+    """The leaf hash at ``index`` and its inclusion proof in the tree of ``size`` leaves.
+
+    One query when the answer exists: the proof's nodes cover ``[0, size)`` and a node is
+    stored only once the tree has all its leaves, so finding them all shows that ``size``
+    is within the tree; the tree's size is read only to explain a refusal."""
+    if 0 <= index < size:
+        try:
+            reader = NodeReader()
+            proof = reader.run(merkle.inclusion_proof, index, size, also=[(index, index + 1)])
+            return reader(index, index + 1), proof
+        except LogIntegrityError:
+            pass  # beyond the tree (refused below), or nodes lost (raised again below)
     current = tree_size()
     _require(0 < size <= current, f"tree_size must be between 1 and the current tree size {current}")
     _require(0 <= index < size, f"index must be between 0 and tree_size - 1 ({size - 1})")
     reader = NodeReader()
-    proof = reader.run(merkle.inclusion_proof, index, size)
-    reader.load([(index, index + 1)])
+    proof = reader.run(merkle.inclusion_proof, index, size, also=[(index, index + 1)])
     return reader(index, index + 1), proof
 
 

@@ -10,9 +10,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from audit.leaves import commitment_for, leaf_bytes
+from audit.leaves import LEAF_COLUMNS, commitment_from_row, leaf_from_row
 from audit.log import node_id
-from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditTreeNode
+from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditSubjectLink, AuditTreeNode
 from tlog import merkle
 from tlog.note import NoteError, VerifierKey, open_checkpoint
 
@@ -31,19 +31,34 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
-def _leaves() -> Iterator[AuditLeaf]:
+@dataclass(frozen=True)
+class _StoredLeaf:
+    index: int
+    commitment: bytes
+    event: tuple  # the event's LEAF_COLUMNS, as the ORM loads them
+    subject_ids: list[int]
+
+
+def _leaves() -> Iterator[_StoredLeaf]:
+    """Every stored leaf in index order with its event, read as plain rows (building model
+    instances would cost more than the hashing)."""
     last = -1
+    columns = [f"event__{name}" for name in LEAF_COLUMNS]
     while True:
         chunk = list(
             AuditLeaf.objects.filter(index__gt=last)
             .order_by("index")
-            .select_related("event")
-            .prefetch_related("event__subject_links")[:CHUNK]
+            .values_list("index", "commitment", *columns)[:CHUNK]
         )
         if not chunk:
             return
-        yield from chunk
-        last = chunk[-1].index
+        subjects: dict[int, list[int]] = {}
+        links = AuditSubjectLink.objects.filter(event__leaf__index__gt=last, event__leaf__index__lte=chunk[-1][0])
+        for event_id, subject_id in links.values_list("event_id", "subject_id"):
+            subjects.setdefault(event_id, []).append(subject_id)
+        for row in chunk:
+            yield _StoredLeaf(row[0], bytes(row[1]), row[2:], subjects.get(row[2], []))
+        last = chunk[-1][0]
 
 
 def _stored_leaf_hashes(start: int, end: int) -> dict[int, bytes]:
@@ -55,24 +70,24 @@ def _stored_leaf_hashes(start: int, end: int) -> dict[int, bytes]:
     }
 
 
-def _check_leaf(leaf: AuditLeaf, expected: int, stored_hash: bytes | None) -> bytes:
+def _check_leaf(leaf: _StoredLeaf, expected: int, stored_hash: bytes | None) -> bytes:
     if leaf.index != expected:
         raise VerificationFailed(f"leaf index {expected} is missing (next stored leaf is {leaf.index})")
-    event = leaf.event
-    if commitment_for(event) != bytes(leaf.commitment):
+    event_id = leaf.event[0]
+    if commitment_from_row(leaf.event) != leaf.commitment:
         raise VerificationFailed(
-            f"leaf index {leaf.index} (event {event.pk}): the event's personal fields or payload were altered"
+            f"leaf index {leaf.index} (event {event_id}): the event's personal fields or payload were altered"
         )
-    data = leaf_bytes(
+    data = leaf_from_row(
         origin=settings.AUDIT_LOG_ORIGIN,
         index=leaf.index,
-        event=event,
-        subject_ids=[link.subject_id for link in event.subject_links.all()],
-        commitment=bytes(leaf.commitment),
+        row=leaf.event,
+        subject_ids=leaf.subject_ids,
+        commitment=leaf.commitment,
     )
     digest = merkle.leaf_hash(data)
     if stored_hash is not None and stored_hash != digest:
-        raise VerificationFailed(f"leaf index {leaf.index} (event {event.pk}): the event was altered after sequencing")
+        raise VerificationFailed(f"leaf index {leaf.index} (event {event_id}): the event was altered after sequencing")
     return digest
 
 

@@ -25,7 +25,7 @@ from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import AuditContext, audit_record
 from cases.api.views import page_schema
 from evidence_service.api.errors import InvalidInput, NotFound
-from evidence_service.api.fields import IdField
+from evidence_service.api.fields import IdField, moment_text
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -109,6 +109,32 @@ class AuditEventOutput(serializers.Serializer):
         return sorted(link.subject_id for link in event.subject_links.all())
 
 
+# The list and the access history are built as plain dicts from ``values()`` rows, which
+# is several times faster than these serializers over model instances; the serializers
+# stay the documented shape (the OpenAPI schema), and tests/audit/test_audit_api.py
+# checks that both give the same answer.
+
+
+def _event_output(row: dict, subjects: list[int]) -> dict:
+    """``AuditEventOutput`` of a ``selectors.EVENT_LIST_FIELDS`` row."""
+    return {
+        "sequence": row["id"],
+        "occurred_at": moment_text(row["occurred_at"]),
+        "actor": {"id": row["actor_id"], "username": row["actor_username"], "role": row["actor_role"]},
+        "action": row["action"],
+        "outcome": row["outcome"],
+        "target_type": row["target_type"],
+        "target_id": row["target_id"],
+        "case": row["case_id"],
+        "subjects": subjects,
+        "ip_address": row["ip_address"],
+        "user_agent": row["user_agent"],
+        "request_id": row["request_id"],
+        "payload": row["payload"],
+        "leaf_index": row["leaf__index"],
+    }
+
+
 EVENT_CSV_HEADER = [
     "sequence",
     "occurred_at",
@@ -175,11 +201,9 @@ class AuditEventListApi(_AuditApi):
     def get(self, request):
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        events = (
-            selectors.audit_events(**filters.validated_data).select_related("leaf").prefetch_related("subject_links")
-        )
         ctx = AuditContext.from_request(request)
         if self.wants_csv(request):
+            events = selectors.audit_events(**filters.validated_data).prefetch_related("subject_links")
             with transaction.atomic():
                 audit_record(
                     ctx=ctx,
@@ -190,14 +214,21 @@ class AuditEventListApi(_AuditApi):
             rows = (_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000))
             return csv_response("audit-events.csv", EVENT_CSV_HEADER, rows)
         with transaction.atomic():
-            page = keyset_page(events, request, order=("id",))
+            page = keyset_page(
+                selectors.audit_events(**filters.validated_data).values(*selectors.EVENT_LIST_FIELDS),
+                request,
+                order=("id",),
+            )
             audit_record(
                 ctx=ctx,
                 action="audit.query",
                 target_type="audit_event",
                 payload={"filters": filters.validated_data, "format": "json", "returned": len(page.rows)},
             )
-        return Response({"results": AuditEventOutput(page.rows, many=True).data, "next": page.next_url})
+        subjects = selectors.subjects_of_events([row["id"] for row in page.rows])
+        return Response(
+            {"results": [_event_output(row, subjects[row["id"]]) for row in page.rows], "next": page.next_url}
+        )
 
 
 class AccessHistoryViewing(serializers.Serializer):
@@ -266,7 +297,54 @@ class AccessHistoryApi(_AuditApi):
             )
         if self.wants_csv(request):
             return csv_response(f"access-history-subject-{subject_id}.csv", HISTORY_CSV_HEADER, _history_rows(history))
-        return Response(self.Output(history).data)
+        return Response(_history_output(history))
+
+
+def _history_output(history: selectors.AccessHistory) -> dict:
+    """``AccessHistoryApi.Output`` of the selector's rows."""
+    subject = history.subject
+    return {
+        "subject": {
+            "id": subject["id"],
+            "display_name": subject["display_name"],
+            "external_id": subject["external_id"],
+        },
+        "viewings": [
+            {
+                "viewing": v["id"],
+                "viewed_at": moment_text(v["viewed_at"]),
+                "recorded_at": moment_text(v["recorded_at"]),
+                "practitioner": v["practitioner__username"],
+                "case": v["case_id"],
+                "case_reference": v["case__reference"],
+                "platform": v["profile__platform"],
+                "profile": v["profile__url"],
+                "purpose": v["purpose"],
+                "purpose_detail": v["purpose_detail"],
+                "justification": v["justification"],
+                "access_method": v["access_method"],
+                "interaction": v["interaction"],
+                "consent": v["consent_id"],
+                "authorisation": v["authorisation_id"],
+                "supersedes": v["supersedes_id"],
+            }
+            for v in history.viewings
+        ],
+        "events": [
+            {
+                "sequence": e["id"],
+                "occurred_at": moment_text(e["occurred_at"]),
+                "actor": e["actor_username"],
+                "role": e["actor_role"],
+                "action": e["action"],
+                "outcome": e["outcome"],
+                "target_type": e["target_type"],
+                "target_id": e["target_id"],
+                "case": e["case_id"],
+            }
+            for e in history.events
+        ],
+    }
 
 
 HISTORY_CSV_HEADER = [
@@ -292,39 +370,39 @@ HISTORY_CSV_HEADER = [
 def _history_rows(history: selectors.AccessHistory) -> list[list]:
     rows = [
         (
-            viewing.viewed_at,
+            viewing["viewed_at"],
             [
                 "viewing",
-                viewing.viewed_at,
-                viewing.practitioner.username,
-                viewing.practitioner.role,
+                viewing["viewed_at"],
+                viewing["practitioner__username"],
+                viewing["practitioner__role"],
                 "viewing",
                 "success",
-                viewing.case_id,
-                viewing.case.reference,
-                viewing.profile.platform,
-                viewing.profile.url,
-                viewing.purpose,
-                viewing.justification,
-                viewing.access_method,
-                viewing.interaction,
-                f"viewing:{viewing.pk}",
-                viewing.pk,
+                viewing["case_id"],
+                viewing["case__reference"],
+                viewing["profile__platform"],
+                viewing["profile__url"],
+                viewing["purpose"],
+                viewing["justification"],
+                viewing["access_method"],
+                viewing["interaction"],
+                f"viewing:{viewing['id']}",
+                viewing["id"],
             ],
         )
         for viewing in history.viewings
     ]
     rows += [
         (
-            event.occurred_at,
+            event["occurred_at"],
             [
                 "event",
-                event.occurred_at,
-                event.actor_username,
-                event.actor_role,
-                event.action,
-                event.outcome,
-                event.case_id,
+                event["occurred_at"],
+                event["actor_username"],
+                event["actor_role"],
+                event["action"],
+                event["outcome"],
+                event["case_id"],
                 "",
                 "",
                 "",
@@ -332,8 +410,8 @@ def _history_rows(history: selectors.AccessHistory) -> list[list]:
                 "",
                 "",
                 "",
-                f"{event.target_type}:{event.target_id}",
-                event.id,
+                f"{event['target_type']}:{event['target_id']}",
+                event["id"],
             ],
         )
         for event in history.events

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from authorisations.selectors import authorisation_check_viewing
 from cases.models import ExternalAuthorityKind
+from evidence_service.api.fields import moment_text
 
 
 class CaseOutput(serializers.Serializer):
@@ -185,12 +186,12 @@ class ViewingOutput(serializers.Serializer):
                 "platform": profile.platform,
                 "handle": profile.handle,
                 "url": profile.url,
-                "created_at": _moment(profile.created_at),
+                "created_at": moment_text(profile.created_at),
             },
             "subject": viewing.subject_id,
             "practitioner": viewing.practitioner.username,
-            "viewed_at": _moment(viewing.viewed_at),
-            "recorded_at": _moment(viewing.recorded_at),
+            "viewed_at": moment_text(viewing.viewed_at),
+            "recorded_at": moment_text(viewing.recorded_at),
             "purpose": viewing.purpose,
             "purpose_detail": viewing.purpose_detail,
             "justification": viewing.justification,
@@ -206,9 +207,9 @@ class ViewingOutput(serializers.Serializer):
                 "urn": authorisation.urn,
                 "type": authorisation.type,
                 "status": authorisation.status,
-                "in_force_at": _moment(authorisation.in_force_at),
-                "expires_at": _moment(authorisation.expires_at),
-                "cancelled_at": _moment(authorisation.cancelled_at),
+                "in_force_at": moment_text(authorisation.in_force_at),
+                "expires_at": moment_text(authorisation.expires_at),
+                "cancelled_at": moment_text(authorisation.cancelled_at),
             },
             "authorisation_check": self.get_authorisation_check(viewing),
             "external_authority": self.get_external_authority(viewing),
@@ -218,11 +219,11 @@ class ViewingOutput(serializers.Serializer):
                 "id": consent.pk,
                 "subject": consent.subject_id,
                 "scope": [str(platform) for platform in consent.scope],
-                "granted_at": _moment(consent.granted_at),
-                "expires_at": _moment(consent.expires_at),
+                "granted_at": moment_text(consent.granted_at),
+                "expires_at": moment_text(consent.expires_at),
                 "evidence": consent.evidence,
-                "recorded_at": _moment(consent.recorded_at),
-                "withdrawn_at": _moment(consent.withdrawn_at),
+                "recorded_at": moment_text(consent.recorded_at),
+                "withdrawn_at": moment_text(consent.withdrawn_at),
                 "withdrawal_reason": consent.withdrawal_reason,
             },
             "supersedes": viewing.supersedes_id,
@@ -230,14 +231,6 @@ class ViewingOutput(serializers.Serializer):
             "superseded_by": self.get_superseded_by(viewing),
             "flags": self.get_flags(viewing),
         }
-
-
-_DATETIME = serializers.DateTimeField()
-
-
-def _moment(value):
-    """A date-time as every DateTimeField of the API writes it (in the service's time zone)."""
-    return None if value is None else _DATETIME.to_representation(value)
 
 
 def _flag_links(viewing) -> list:

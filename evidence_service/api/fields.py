@@ -50,3 +50,16 @@ class IdConverter:
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def moment_text(value) -> str | None:
+    """A date-time as every ``DateTimeField`` of the API writes it: in the current time
+    zone, ISO 8601, UTC as "Z". Done directly for the aware datetimes the database gives (a
+    few times faster); for answers built as plain dicts, where speed matters."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        text = value.astimezone(timezone.get_current_timezone()).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return None if value is None else _DATETIME.to_representation(value)

@@ -86,6 +86,7 @@ def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...])
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        token = _encode([getattr(last, name) for name in fields])
+        # Rows are model instances, or dicts from ``values()``.
+        token = _encode([last[name] if isinstance(last, dict) else getattr(last, name) for name in fields])
         next_url = replace_query_param(request.build_absolute_uri(), "cursor", token)
     return Page(rows=rows, next_url=next_url)

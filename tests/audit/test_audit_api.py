@@ -1,11 +1,19 @@
 import csv
 import io
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
+from audit import keys
+from audit import log as audit_log
+from audit.api.views import AccessHistoryApi, AuditEventOutput
 from audit.models import AuditEvent
+from cases.models import Viewing
+from evidence_service.api.fields import moment_text
 
 
 @pytest.fixture
@@ -148,3 +156,59 @@ def test_only_auditors_and_the_sro_read_the_audit_log(who, request, client_for):
 
 def test_auditors_cannot_write_through_the_audit_api(audrey, client_for):
     assert client_for(audrey).post("/api/v1/audit/events/", {}, format="json").status_code == 403
+
+
+def as_json(data):
+    return json.loads(JSONRenderer().render(data))
+
+
+def test_the_event_list_answers_exactly_what_its_documented_serializer_gives(
+    audrey, history, client_for, settings, tmp_path
+):
+    settings.DATA_DIR = tmp_path
+    settings.AUDIT_SIGNING_KEY_PATH = tmp_path / "audit-signing.key"
+    keys.signer.cache_clear()
+    audit_log.integrate(batch_size=3, max_batches=1)  # some events with a leaf index, some without
+    expected = AuditEventOutput(
+        AuditEvent.objects.select_related("leaf").prefetch_related("subject_links").order_by("id"), many=True
+    ).data
+    results = client_for(audrey).get("/api/v1/audit/events/?limit=1000").json()["results"]
+    assert {e["leaf_index"] is None for e in results} == {True, False}
+    assert any(len(e["subjects"]) == 1 for e in results) and any(e["subjects"] == [] for e in results)
+    assert results[: len(expected)] == as_json(expected)
+    keys.signer.cache_clear()
+
+
+def test_the_access_history_answers_exactly_what_its_documented_serializer_gives(audrey, history, client_for):
+    expected = AccessHistoryApi.Output(
+        {
+            "subject": history,
+            "viewings": Viewing.objects.filter(subject=history).order_by("viewed_at", "id"),
+            "events": AuditEvent.objects.touching_subject(history.pk).order_by("id"),
+        }
+    ).data
+    body = client_for(audrey).get("/api/v1/audit/access-history/", {"subject": history.pk}).json()
+    assert body["viewings"] and len(body["events"]) >= 4
+    assert body == as_json(expected)
+
+
+def test_the_access_history_takes_a_fixed_number_of_queries(audrey, history, client_for, django_assert_max_num_queries):
+    client = client_for(audrey)
+    for _ in range(3):  # a longer history costs no more queries
+        client.get(f"/api/v1/subjects/{history.pk}/")
+    with django_assert_max_num_queries(10):
+        assert client.get("/api/v1/audit/access-history/", {"subject": history.pk}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2025, 7, 1, 12, 0, 0, 5, tzinfo=UTC),  # British Summer Time
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2025, 3, 30, 0, 59, 59, 999999, tzinfo=UTC),  # the minute before the clocks change
+        datetime(2025, 7, 1, 12, tzinfo=timezone.get_fixed_timezone(-300)),
+        None,
+    ],
+)
+def test_times_are_written_as_the_documented_serializer_writes_them(moment):
+    assert moment_text(moment) == serializers.DateTimeField().to_representation(moment)
