@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
@@ -103,6 +104,8 @@ class AuthorisationCoverage:
     authorisations: tuple[Authorisation, ...]  # newest in force first
     profile_ids: dict[int, frozenset[int]]  # authorisation id -> profiles in its scope
 
+    NONE: ClassVar[AuthorisationCoverage]  # for a person known to be in no authorisation
+
     @classmethod
     def load(
         cls, *, subject_id: int, since: datetime, until: datetime, case_id: int | None = None
@@ -135,6 +138,9 @@ class AuthorisationCoverage:
             ):
                 return authorisation
         return None
+
+
+AuthorisationCoverage.NONE = AuthorisationCoverage((), {})
 
 
 def authorisation_covering(

@@ -15,7 +15,7 @@ from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
 from detection.models import DetectionPolicy
 from detection.selectors import flags_prefetch
 from evidence_service.api.errors import NotFound
-from evidence_service.db import cursor, select
+from evidence_service.db import cursor, select, select_joined
 
 VIEWING_RELATED = ("case", "profile", "practitioner", "consent", "authorisation", "superseded_by")
 
@@ -84,6 +84,7 @@ def consent_covering(*, subject_id: int, platform: str, at: datetime) -> Consent
 
 _MEMBERSHIP = User.teams.through._meta.db_table
 _CASE_SUBJECT = CaseSubject._meta.db_table
+_AUTHORISATION_SUBJECTS = Subject.authorisations.through._meta.db_table
 
 
 def viewing_targets(*, user, case_id: int, profile_id: int) -> tuple[Case, Profile]:
@@ -92,29 +93,25 @@ def viewing_targets(*, user, case_id: int, profile_id: int) -> tuple[Case, Profi
     profiles of people linked to those cases); 404 naming the field otherwise. Other roles
     find nothing: only practitioners log viewings."""
     user_id = user.pk if getattr(user, "is_practitioner", False) else None
-    cases = select(
-        Case,
-        "c",
-        f"""FROM {Case._meta.db_table} c
-            WHERE c.id = %s AND c.team_id IN (SELECT team_id FROM {_MEMBERSHIP} WHERE user_id = %s)""",
-        [case_id, user_id],
+    # One row whatever is found: each side is outer-joined, so a miss names its field.
+    ((case, profile),) = select_joined(
+        [(Case, "c"), (Profile, "profile")],
+        f"""FROM (SELECT 1 AS one) asked
+            LEFT JOIN {Case._meta.db_table} c
+                ON c.id = %s AND c.team_id IN (SELECT team_id FROM {_MEMBERSHIP} WHERE user_id = %s)
+            LEFT JOIN {Profile._meta.db_table} profile
+                ON profile.id = %s AND profile.subject_id IN (
+                    SELECT link.subject_id FROM {_CASE_SUBJECT} link
+                    JOIN {Case._meta.db_table} linked ON linked.id = link.case_id
+                    JOIN {_MEMBERSHIP} member ON member.team_id = linked.team_id
+                    WHERE member.user_id = %s)""",
+        [case_id, user_id, profile_id, user_id],
     )
-    if not cases:
+    if case is None:
         raise NotFound("case", case_id, field="case")
-    profiles = select(
-        Profile,
-        "profile",
-        f"""FROM {Profile._meta.db_table} profile
-            WHERE profile.id = %s AND profile.subject_id IN (
-                SELECT link.subject_id FROM {_CASE_SUBJECT} link
-                JOIN {Case._meta.db_table} c ON c.id = link.case_id
-                JOIN {_MEMBERSHIP} member ON member.team_id = c.team_id
-                WHERE member.user_id = %s)""",
-        [profile_id, user_id],
-    )
-    if not profiles:
+    if profile is None:
         raise NotFound("profile", profile_id, field="profile")
-    return cases[0], profiles[0]
+    return case, profile
 
 
 @dataclass(frozen=True)
@@ -123,34 +120,53 @@ class ViewingContext:
 
     works_on_case: bool  # the practitioner is in the team that owns the case
     linked_to_case: bool  # the person viewed is linked to the case
+    has_consents: bool  # the person has consent records (else no consent can cover the look)
+    has_authorisations: bool  # the person is a subject of an authorisation (else none covers)
     policy: DetectionPolicy | None  # the detection policy in force (the newest version)
 
 
+#: The first key of the transaction-scoped advisory locks that serialise detection per person
+#: (PostgreSQL's two-key form; the second key is the person's id folded into 32 bits, so two
+#: people rarely share a lock, and if they do, one only waits for the other).
+PERSON_LOCK_SPACE = 0x43455331
+
+
 def viewing_context(*, actor, case: Case, subject_id: int) -> ViewingContext:
-    """Lock the person viewed (``FOR NO KEY UPDATE``: detection for one person runs one
-    viewing at a time, so concurrent looks count each other) and read what logging the
-    viewing checks. Must run inside the viewing's transaction."""
-    lock = " FOR NO KEY UPDATE OF person" if connection.features.has_select_for_no_key_update else ""
+    """Lock the person viewed until the transaction ends (detection for one person runs one
+    viewing at a time, so concurrent looks count each other: a look that waits here reads
+    anew once the other has committed) and read what logging the viewing checks. Must run
+    inside the viewing's transaction. On PostgreSQL the lock is an advisory lock, which,
+    unlike a row lock, writes nothing; SQLite has one writer at a time anyway."""
+    locked = (
+        f"CROSS JOIN (SELECT pg_advisory_xact_lock({PERSON_LOCK_SPACE}, (%s %% 2147483647)::integer)) AS locked"
+        if connection.vendor == "postgresql"
+        else ""
+    )
     with cursor() as db:
         db.execute(
             f"""SELECT
                     EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE user_id = %s AND team_id = %s),
                     EXISTS (SELECT 1 FROM {_CASE_SUBJECT} WHERE case_id = %s AND subject_id = person.id),
+                    EXISTS (SELECT 1 FROM {Consent._meta.db_table} WHERE subject_id = person.id),
+                    EXISTS (SELECT 1 FROM {_AUTHORISATION_SUBJECTS} WHERE subject_id = person.id),
                     policy.id, policy.version, policy.rules
                 FROM {Subject._meta.db_table} person
+                {locked}
                 LEFT JOIN (
                     SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
                 ) policy ON 1 = 1
-                WHERE person.id = %s{lock}""",
-            [getattr(actor, "pk", None), case.team_id, case.pk, subject_id],
+                WHERE person.id = %s""",
+            [getattr(actor, "pk", None), case.team_id, case.pk, *([subject_id] if locked else []), subject_id],
         )
         row = db.fetchone()
     if row is None:
         raise NotFound("subject", subject_id)
-    member, linked, policy_id, version, rules = row
+    member, linked, consents, authorisations, policy_id, version, rules = row
     return ViewingContext(
         works_on_case=bool(member) and getattr(actor, "is_practitioner", False),
         linked_to_case=bool(linked),
+        has_consents=bool(consents),
+        has_authorisations=bool(authorisations),
         # Policy versions are never changed (append-only), so the row read is the whole policy.
         policy=DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None,
     )

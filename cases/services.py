@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
-from authorisations.selectors import authorisation_check_viewing
+from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
 from cases.models import (
     Case,
     CaseStatus,
@@ -425,7 +425,9 @@ def viewing_log(
         authorisation=details.authorisation,
         external_authority_kind=details.external_authority_kind,
         external_authority_reference=details.external_authority_reference.strip(),
-        consent=consent_covering(subject_id=profile.subject_id, platform=profile.platform, at=viewed_at),
+        consent=consent_covering(subject_id=profile.subject_id, platform=profile.platform, at=viewed_at)
+        if context.has_consents
+        else None,
         supersedes=supersedes,
         supersede_reason=supersede_reason.strip(),
     )
@@ -478,7 +480,12 @@ def viewing_log(
         },
     )
     # The detection policy runs in the same transaction, so the answer carries its flags.
-    raised = detection_evaluate_viewing(ctx=ctx, viewing=viewing, policy=context.policy)
+    raised = detection_evaluate_viewing(
+        ctx=ctx,
+        viewing=viewing,
+        policy=context.policy,
+        coverage=None if context.has_authorisations else AuthorisationCoverage.NONE,
+    )
     # What the answer shows, already in hand: the flags it raised or joined, and no
     # correction (a viewing just written has none yet).
     viewing.flag_links_for_output = [flag.link for flag in raised]

@@ -41,11 +41,14 @@ class Look:
     authorisation_in_force: Any = None  # the authorisation covering it, if any
 
     @classmethod
-    def of(cls, viewing: Viewing, window: timedelta = timedelta(0)) -> Look:
+    def of(
+        cls, viewing: Viewing, window: timedelta = timedelta(0), coverage: AuthorisationCoverage | None = None
+    ) -> Look:
         """``window``: how far either side of the viewing other looks are judged too."""
-        coverage = AuthorisationCoverage.load(
-            subject_id=viewing.subject_id, since=viewing.viewed_at - window, until=viewing.viewed_at + window
-        )
+        if coverage is None:
+            coverage = AuthorisationCoverage.load(
+                subject_id=viewing.subject_id, since=viewing.viewed_at - window, until=viewing.viewed_at + window
+            )
         look = cls(viewing=viewing, coverage=coverage)
         look.authorisation_in_force = coverage.covering(
             profile_id=viewing.profile_id, platform=viewing.profile.platform, at=viewing.viewed_at
@@ -268,11 +271,14 @@ RULES: dict[str, Callable[[Look, str, dict[str, Any]], Finding | None]] = {
 }
 
 
-def evaluate(viewing: Viewing, rules: dict[str, dict[str, Any]]) -> list[Finding]:
-    """Every enabled rule's finding on ``viewing``, in the policy's rule order."""
+def evaluate(
+    viewing: Viewing, rules: dict[str, dict[str, Any]], coverage: AuthorisationCoverage | None = None
+) -> list[Finding]:
+    """Every enabled rule's finding on ``viewing``, in the policy's rule order. ``coverage``:
+    the person's authorisations around it, if already known (else they are read)."""
     repeat = rules.get(RuleCode.REPEAT_VIEWING) or {}
     window_days = repeat.get("params", {}).get("window_days", 0) if repeat.get("enabled") else 0
-    look = Look.of(viewing, window=timedelta(days=window_days))
+    look = Look.of(viewing, window=timedelta(days=window_days), coverage=coverage)
     findings = []
     for code, check in RULES.items():
         rule = rules.get(code)

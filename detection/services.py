@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import AuditContext, audit_record
+from authorisations.selectors import AuthorisationCoverage
 from cases.models import Viewing
 from detection.models import (
     DetectionPolicy,
@@ -203,7 +204,11 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
 
 @transaction.atomic(savepoint=False)
 def detection_evaluate_viewing(
-    *, ctx: AuditContext, viewing: Viewing, policy: DetectionPolicy | None
+    *,
+    ctx: AuditContext,
+    viewing: Viewing,
+    policy: DetectionPolicy | None,
+    coverage: AuthorisationCoverage | None = None,
 ) -> list[RaisedFlag]:
     """Run ``policy`` (the one in force) on a viewing just logged, in its transaction: raise a
     flag for each rule that fires, or add the viewing to the open flag for that person and rule.
@@ -211,12 +216,15 @@ def detection_evaluate_viewing(
     The caller holds the person's lock (``cases.selectors.viewing_context``, taken before the
     viewing was written): one evaluation per person at a time, so a concurrent look at the
     same person waits until this transaction commits, then counts this look too (READ
-    COMMITTED reads anew after the wait). NO KEY UPDATE does not conflict with the key-share
-    locks that the viewings' foreign keys take, so two writers cannot deadlock on it."""
+    COMMITTED reads anew after the wait). It is the only lock taken before the viewing is
+    written, so two writers cannot deadlock on it.
+
+    ``coverage``: the person's authorisations around the viewing, when the caller already
+    knows them (``AuthorisationCoverage.NONE`` for a person in no authorisation)."""
     if policy is None:
         return []
     results = []
-    for finding in evaluate(viewing, policy.rules):
+    for finding in evaluate(viewing, policy.rules, coverage=coverage):
         open_flag = _open_flag(subject_id=viewing.subject_id, rule=finding.rule)
         if open_flag is None:
             try:

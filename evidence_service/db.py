@@ -110,6 +110,34 @@ def select(
     return instances
 
 
+def select_joined(parts: list[tuple[type[models.Model], str]], from_where: str, params: list) -> list[tuple]:
+    """For each row of ``SELECT <every column of each (model, alias)> <from_where>``, a
+    tuple of instances, one per part; a part whose primary key is NULL (an outer join that
+    found nothing) is None. One statement where the ORM would need one per model."""
+    lists = [_select_list(model, connection.vendor, alias) for model, alias in parts]
+    with cursor() as db:
+        db.execute(
+            f"SELECT {', '.join(columns for columns, _names, _converters in lists)} {from_where}",
+            [connection.ops.adapt_unknown_value(p) for p in params],
+        )
+        rows = db.fetchall()
+    found = []
+    for row in rows:
+        instances, start = [], 0
+        for (model, _alias), (_columns, names, converters) in zip(parts, lists, strict=True):
+            values = list(row[start : start + len(names)])
+            start += len(names)
+            if values[names.index(model._meta.pk.attname)] is None:
+                instances.append(None)
+                continue
+            for position, convert, column in converters:
+                for converter in convert:
+                    values[position] = converter(values[position], column, connection)
+            instances.append(model.from_db(connection.alias, names, values))
+        found.append(tuple(instances))
+    return found
+
+
 def select_values(
     model: type[models.Model],
     alias: str,

@@ -69,8 +69,13 @@ def test_the_case_and_profile_found_are_those_a_practitioner_may_see(world):
 
 def test_the_context_says_who_works_on_the_case_and_who_is_linked_to_it(world):
     policy = DetectionPolicy.objects.order_by("-version").first()
+    people = [profile.subject for profile in Profile.objects.select_related("subject").order_by("id")]
+    ConsentFactory(subject=people[1])
+    AuthorisationFactory(case=world["cases"][1], subjects=[people[2]])
     for user, case, profile in itertools.product(world["users"], world["cases"], Profile.objects.all()):
         context = viewing_context(actor=user, case=case, subject_id=profile.subject_id)
+        assert context.has_consents == Consent.objects.filter(subject_id=profile.subject_id).exists()
+        assert context.has_authorisations == Authorisation.objects.filter(subjects=profile.subject_id).exists()
         works = user.role == Role.PRACTITIONER and user.teams.filter(pk=case.team_id).exists()
         assert context.works_on_case == works
         assert context.linked_to_case == case.subject_links.filter(subject_id=profile.subject_id).exists()
