@@ -1,0 +1,73 @@
+"""The request path's own inserts and reads (evidence_service/db.py) against the ORM."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from audit.models import AuditEvent, AuditSubjectLink
+from cases.models import Consent
+from evidence_service.db import insert, select, select_joined
+from tests.factories import ConsentFactory, SubjectFactory
+
+
+def test_insert_writes_what_the_orm_reads_back(jane, alice):
+    event = AuditEvent(
+        occurred_at=timezone.now(),
+        actor_id=alice.pk,
+        actor_username="alice",
+        actor_role="practitioner",
+        action="viewing.create",
+        outcome="success",
+        target_type="viewing",
+        target_id="7",
+        ip_address="2001:db8::1",
+        user_agent="test",
+        request_id="r1",
+        payload={"viewed_at": "2026-01-01T00:00:00Z", "n": [1, 2], "text": "é"},
+        commitment_salt=b"\x00\x01" * 8,
+    )
+    insert(event)
+    other = SubjectFactory()
+    links = [AuditSubjectLink(event=event, subject_id=jane.pk), AuditSubjectLink(event=event, subject_id=other.pk)]
+    insert(*links)
+    assert links[0].pk is not None and links[1].pk == links[0].pk + 1
+    stored = AuditEvent.objects.get(pk=event.pk)
+    for field in AuditEvent._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
+    assert sorted(stored.subject_links.values_list("subject_id", flat=True)) == sorted([jane.pk, other.pk])
+    with pytest.raises(ValueError):
+        insert(event)  # not new any more
+
+
+def test_select_converts_as_the_orm_does(jane):
+    made = ConsentFactory(subject=jane, scope=["instagram"], expires_at=timezone.now() + timedelta(days=3))
+    (found,) = select(Consent, "c", "FROM cases_consent c WHERE c.id = %s", [made.pk])
+    orm = Consent.objects.get(pk=made.pk)
+    for field in Consent._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(orm, field.attname), field.name
+    assert found.granted_at.tzinfo is not None and found.scope == ["instagram"]
+    ((consent, missing),) = select_joined(
+        [(Consent, "c"), (Consent, "other")],
+        "FROM cases_consent c LEFT JOIN cases_consent other ON other.id = %s WHERE c.id = %s",
+        [made.pk + 1000, made.pk],
+    )
+    assert consent == orm and missing is None
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_statements_are_prepared_once_per_connection(_postgres_only, jane, settings):
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%cases_subject%"])
+            return cursor.fetchone()[0]
+
+    before = prepared()
+    for _ in range(3):
+        select(type(jane), "s", "FROM cases_subject s WHERE s.id = %s", [jane.pk])
+    assert prepared() == before + 1
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    for _ in range(3):
+        select(type(jane), "s2", "FROM cases_subject s2 WHERE s2.id = %s", [jane.pk])
+    assert prepared() == before + 1
