@@ -88,18 +88,21 @@ class AccessHistory:
     events: list[dict[str, Any]]
 
 
-def access_history(*, subject_id: int) -> AccessHistory:
-    """Every viewing of a person's profiles, and every recorded action that touched
-    their records (reads, lists, changes), oldest first: three queries, whatever the
-    length of the history."""
+def access_history(*, subject_id: int, events_page=None) -> AccessHistory:
+    """Every viewing of a person's profiles, and the recorded actions that touched their
+    records (reads, lists, changes), oldest first: three queries, whatever the length of the
+    history. ``events_page`` turns the events (a queryset in sequence order) into the rows
+    to show, e.g. one keyset page of them; by default all of them."""
     subject = Subject.objects.filter(pk=subject_id).values("id", "display_name", "external_id").first()
     if subject is None:
         raise NotFound("subject", subject_id, field="subject")
     viewings = list(
         Viewing.objects.filter(subject_id=subject_id).order_by("viewed_at", "id").values(*HISTORY_VIEWING_FIELDS)
     )
-    events = list(AuditEvent.objects.touching_subject(subject_id).order_by("id").values(*HISTORY_EVENT_FIELDS))
-    return AccessHistory(subject=subject, viewings=viewings, events=events)
+    events = AuditEvent.objects.touching_subject(subject_id).order_by("id").values(*HISTORY_EVENT_FIELDS)
+    return AccessHistory(
+        subject=subject, viewings=viewings, events=list(events_page(events) if events_page else events)
+    )
 
 
 #: The columns of an event in the auditor's event list (``subjects`` are read separately).

@@ -275,29 +275,50 @@ class AccessHistoryApi(_AuditApi):
     class Output(serializers.Serializer):
         subject = AccessHistorySubject()
         viewings = AccessHistoryViewing(many=True)
-        events = AccessHistoryEvent(many=True)
+        events = AccessHistoryEvent(many=True, help_text="One page of the events, oldest first (see ``next``).")
+        next = serializers.URLField(
+            allow_null=True, help_text="The next page of events (the same person and viewings); null on the last."
+        )
 
     @extend_schema(
-        parameters=[Filters, OpenApiParameter("format", str, enum=["json", "csv"])],
+        parameters=[
+            Filters,
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int, description="Events per page (JSON only; the CSV has every one)."),
+        ],
         responses={200: OpenApiResponse(Output, description="A person's access history (JSON, or CSV)")},
     )
     def get(self, request):
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
         subject_id = filters.validated_data["subject"]
+        csv_wanted = self.wants_csv(request)
+        pages: list = []
+
+        def one_page(events):
+            # A long history answers page by page, each one indexed read, like the event list.
+            pages.append(keyset_page(events, request, order=("id",)))
+            return pages[0].rows
+
         with transaction.atomic():
-            history = selectors.access_history(subject_id=subject_id)
+            history = selectors.access_history(subject_id=subject_id, events_page=None if csv_wanted else one_page)
             audit_record(
                 ctx=AuditContext.from_request(request),
                 action="audit.query",
                 target_type="subject",
                 target_id=subject_id,
                 subject_ids=[subject_id],
-                payload={"query": "access_history", "format": "csv" if self.wants_csv(request) else "json"},
+                payload={
+                    "query": "access_history",
+                    "format": "csv" if csv_wanted else "json",
+                    "cursor": bool(request.query_params.get("cursor")),
+                    "events_returned": len(history.events),
+                },
             )
-        if self.wants_csv(request):
+        if csv_wanted:
             return csv_response(f"access-history-subject-{subject_id}.csv", HISTORY_CSV_HEADER, _history_rows(history))
-        return Response(_history_output(history))
+        return Response({**_history_output(history), "next": pages[0].next_url})
 
 
 def _history_output(history: selectors.AccessHistory) -> dict:

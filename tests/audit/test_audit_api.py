@@ -185,11 +185,33 @@ def test_the_access_history_answers_exactly_what_its_documented_serializer_gives
             "subject": history,
             "viewings": Viewing.objects.filter(subject=history).order_by("viewed_at", "id"),
             "events": AuditEvent.objects.touching_subject(history.pk).order_by("id"),
+            "next": None,
         }
     ).data
     body = client_for(audrey).get("/api/v1/audit/access-history/", {"subject": history.pk}).json()
     assert body["viewings"] and len(body["events"]) >= 4
-    assert body == as_json(expected)
+    assert body == as_json(expected) and body["next"] is None
+
+
+def test_a_long_access_history_pages_its_events_and_the_csv_has_them_all(audrey, history, client_for):
+    client = client_for(audrey)
+    everything = list(AuditEvent.objects.touching_subject(history.pk).order_by("id").values_list("id", flat=True))
+    assert len(everything) >= 4
+    seen, url, pages = [], f"/api/v1/audit/access-history/?subject={history.pk}&limit=2", 0
+    while url:
+        body = client.get(url).json()
+        pages += 1
+        assert len(body["events"]) <= 2 and len(body["viewings"]) == 1  # the viewings on every page
+        seen += [event["sequence"] for event in body["events"]]
+        url = body["next"]
+    # Each page's own query joins the history after it was read, so the pages hold at least
+    # every event there was at the start, in order, once each.
+    assert seen[: len(everything)] == everything and len(seen) == len(set(seen)) and pages >= 2
+    assert client.get(f"/api/v1/audit/access-history/?subject={history.pk}&limit=0").status_code == 400
+    assert client.get(f"/api/v1/audit/access-history/?subject={history.pk}&cursor=forged").status_code == 400
+    response = client.get("/api/v1/audit/access-history/", {"subject": history.pk, "format": "csv", "limit": 1})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) >= len(everything) + 1  # every event and the viewing
 
 
 def test_the_access_history_takes_a_fixed_number_of_queries(audrey, history, client_for, django_assert_max_num_queries):
