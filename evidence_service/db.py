@@ -40,6 +40,9 @@ def cursor() -> Iterator:
         return
     from django.db.backends.postgresql.base import ServerBindingCursor
 
+    # As Django's own cursors do: a connection kept from an earlier request is checked first
+    # (CONN_HEALTH_CHECKS), so a database restart costs no request an error.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_thread_sharing()
     raw_connection = connection.connection
@@ -151,21 +154,47 @@ def select_values(
     return _rows(model, alias, fields, from_where, params, extra)[1]
 
 
+#: Most rows sent in one INSERT (PostgreSQL binds at most 65,535 parameters a statement).
+MAX_ROWS = 500
+
+
+def _batches(count: int) -> list[int]:
+    """Row counts to send ``count`` rows in: full batches, then powers of two, so that
+    only a few statements per model are ever prepared."""
+    sizes = [MAX_ROWS] * (count // MAX_ROWS)
+    rest = count % MAX_ROWS
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        sizes.append(size)
+        rest -= size
+    return sizes
+
+
 def insert(*instances: models.Model) -> None:
-    """Insert new instances of one model in one statement and set their primary keys."""
+    """Insert new instances of one model (in as few statements as the limits allow) and
+    set their primary keys."""
     if not instances:
         return
     model = type(instances[0])
-    sql, fields = _insert_statement(model, connection.vendor, len(instances))
-    params = []
     for instance in instances:
         if type(instance) is not model or not instance._state.adding:
             raise ValueError("insert() takes new instances of one model")
-        params.extend(field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields)
-    with cursor() as db:
-        db.execute(sql, params)
-        keys = [row[0] for row in db.fetchall()]
-    for instance, key in zip(instances, keys, strict=True):
-        instance.pk = key
-        instance._state.adding = False
-        instance._state.db = connection.alias
+    if not connection.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
+        for instance in instances:
+            instance.save(force_insert=True)
+        return
+    start = 0
+    for size in _batches(len(instances)):
+        batch = instances[start : start + size]
+        start += size
+        sql, fields = _insert_statement(model, connection.vendor, size)
+        params = []
+        for instance in batch:
+            params.extend(field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields)
+        with cursor() as db:
+            db.execute(sql, params)
+            keys = [row[0] for row in db.fetchall()]
+        for instance, key in zip(batch, keys, strict=True):
+            instance.pk = key
+            instance._state.adding = False
+            instance._state.db = connection.alias

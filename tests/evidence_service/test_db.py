@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink
 from cases.models import Consent
-from evidence_service.db import insert, select, select_joined
+from evidence_service.db import _batches, insert, select, select_joined
 from tests.factories import ConsentFactory, SubjectFactory
 
 
@@ -71,3 +71,20 @@ def test_on_postgresql_the_statements_are_prepared_once_per_connection(_postgres
     for _ in range(3):
         select(type(jane), "s2", "FROM cases_subject s2 WHERE s2.id = %s", [jane.pk])
     assert prepared() == before + 1
+
+
+def test_many_rows_go_in_batches_that_stay_under_the_parameter_limit(jane, alice, django_assert_max_num_queries):
+    event = AuditEvent(
+        occurred_at=timezone.now(), action="authorisation.central_record", outcome="success", commitment_salt=b"s" * 16
+    )
+    insert(event)
+    people = [SubjectFactory.build(created_by=alice) for _ in range(1234)]
+    for person in people:
+        person.created_at = timezone.now()
+    insert(*people)  # 2 x 500, then 128 + 64 + 32 + 8 + 2
+    assert [person.pk for person in people] == sorted(person.pk for person in people)
+    links = [AuditSubjectLink(event=event, subject_id=person.pk) for person in people]
+    with django_assert_max_num_queries(7):
+        insert(*links)
+    assert event.subject_links.count() == 1234 and all(link.pk for link in links)
+    assert _batches(1234) == [500, 500, 128, 64, 32, 8, 2] and sum(_batches(777)) == 777
