@@ -41,8 +41,9 @@ def _require_practitioner(ctx: AuditContext, doing: str) -> None:
         raise Forbidden(f"Only practitioners may {doing}.")
 
 
-def _require_case_team(ctx: AuditContext, case: Case) -> None:
-    if not works_on_case(ctx.actor, case):
+def _require_case_team(ctx: AuditContext, case: Case, *, works: bool | None = None) -> None:
+    """``works``: whether the actor works on the case, when already read (else it is read)."""
+    if not (works_on_case(ctx.actor, case) if works is None else works):
         raise Forbidden(f"You do not work in the team that owns case {case.reference}.")
 
 
@@ -398,8 +399,7 @@ def viewing_log(
     profile = details.profile
     # Locks the person viewed until this transaction ends (see detection_evaluate_viewing).
     context = viewing_context(actor=ctx.actor, case=details.case, subject_id=profile.subject_id)
-    if not context.works_on_case:
-        raise Forbidden(f"You do not work in the team that owns case {details.case.reference}.")
+    _require_case_team(ctx, details.case, works=context.works_on_case)
     if supersedes is not None and not supersede_reason.strip():
         raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})
     now = timezone.now()

@@ -30,11 +30,6 @@ from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 from evidence_service.db import insert, select
 
-
-def current_policy() -> DetectionPolicy:
-    return DetectionPolicy.objects.order_by("-version").first()
-
-
 # --- Routing ------------------------------------------------------------------------------------
 
 
