@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink, Outcome
-from evidence_service.db import insert
+from evidence_service.db import insert_with_links
 
 _ACTION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 
@@ -103,13 +103,7 @@ def audit_record(
             payload=body,
             commitment_salt=os.urandom(16),
         )
-        insert(event)
-        insert(
-            *[
-                AuditSubjectLink(event=event, subject_id=s)
-                for s in sorted({int(s) for s in subject_ids if s is not None})
-            ]
-        )
+        insert_with_links(event, AuditSubjectLink, "subject_id", sorted({int(s) for s in subject_ids if s is not None}))
     _integrate_after_commit()
     return event
 

@@ -218,6 +218,7 @@ class AuditEventListApi(_AuditApi):
                 selectors.audit_events(**filters.validated_data).values(*selectors.EVENT_LIST_FIELDS),
                 request,
                 order=("id",),
+                keys_first=selectors.narrow_by_actor_range(**filters.validated_data),
             )
             audit_record(
                 ctx=ctx,

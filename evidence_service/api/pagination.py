@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from rest_framework.request import Request
 from rest_framework.utils.urls import replace_query_param
 
@@ -59,9 +59,15 @@ def read_limit(request: Request) -> int:
     return limit
 
 
-def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...]) -> Page:
+def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...], keys_first: bool = False) -> Page:
     """One page of ``queryset`` in ``order`` (field names, '-' for descending; the last
-    must be unique, e.g. the primary key), continuing after ``?cursor=``."""
+    must be unique, e.g. the primary key), continuing after ``?cursor=``.
+
+    ``keys_first`` (for a single numeric key) reads the page's keys before its rows, sorted
+    by an expression no index provides: the database then narrows by the most selective
+    filter's index (e.g. an actor's date range, read from the index alone) and sorts that
+    range, rather than walking the key's index and discarding rows until the page fills,
+    which for a narrow range deep in a long history reads most of that history."""
     limit = read_limit(request)
     queryset = queryset.order_by(*order)
     cursor = request.query_params.get("cursor")
@@ -81,6 +87,12 @@ def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...])
                 step &= Q(**{fields[earlier]: values[earlier]})
             condition |= step
         queryset = queryset.filter(condition)
+    if keys_first:
+        if len(order) != 1 or order[0].startswith("-"):
+            raise ValueError("keys_first pages by a single ascending key")
+        field = fields[0]
+        keys = list(queryset.order_by((F(field) + 0).asc()).values_list(field, flat=True)[: limit + 1])
+        queryset = queryset.filter(**{f"{field}__in": keys})
     rows = list(queryset[: limit + 1])
     next_url = None
     if len(rows) > limit:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink
 from cases.models import Consent
-from evidence_service.db import _batches, insert, select, select_joined
+from evidence_service.db import _batches, insert, insert_with_links, select, select_joined
 from tests.factories import ConsentFactory, SubjectFactory
 
 
@@ -88,3 +88,19 @@ def test_many_rows_go_in_batches_that_stay_under_the_parameter_limit(jane, alice
         insert(*links)
     assert event.subject_links.count() == 1234 and all(link.pk for link in links)
     assert _batches(1234) == [500, 500, 128, 64, 32, 8, 2] and sum(_batches(777)) == 777
+
+
+@pytest.mark.parametrize("people", [0, 1, 3, 700])
+def test_an_event_and_its_links_go_in_together(people, alice, django_assert_max_num_queries):
+    subjects = [SubjectFactory(created_by=alice).pk for _ in range(min(people, 3))]
+    subjects += [subjects[-1] + n for n in range(1, people - len(subjects) + 1)]  # links need no person row
+    event = AuditEvent(occurred_at=timezone.now(), action="viewing.list", outcome="success", commitment_salt=b"s" * 16)
+    # One statement on PostgreSQL, whatever the number of links (elsewhere, insert() twice).
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 1 + people):
+        insert_with_links(event, AuditSubjectLink, "subject_id", subjects)
+    assert event.pk is not None and not event._state.adding
+    assert AuditEvent.objects.get(pk=event.pk).action == "viewing.list"
+    links = list(AuditSubjectLink.objects.filter(event=event).order_by("id").values_list("subject_id", flat=True))
+    assert links == subjects  # in the order given
+    with pytest.raises(ValueError):
+        insert_with_links(event, AuditSubjectLink, "subject_id", subjects)  # not new any more
