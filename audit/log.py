@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import keys
-from audit.leaves import LEAF_COLUMNS, commitment_for, commitment_from_row, leaf_bytes, leaf_from_row
+from audit.leaves import LEAF_COLUMNS, commitment_from_row, leaf_bytes, leaf_from_row
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditSubjectLink, AuditTreeNode
 from tlog import merkle
 from tlog.note import Checkpoint, open_checkpoint, sign_checkpoint
@@ -92,54 +92,11 @@ def _state_for_update() -> AuditLogState | None:
     return AuditLogState.objects.select_for_update(skip_locked=True).filter(pk=1).first()
 
 
-def _subject_ids(events: list[AuditEvent]) -> dict[int, list[int]]:
-    ids: dict[int, list[int]] = {event.pk: [] for event in events}
-    for event in events:
-        ids[event.pk] = [link.subject_id for link in event.subject_links.all()]
-    return ids
-
-
 @dataclass(frozen=True)
 class IntegrationResult:
     appended: int
     tree_size: int
     checkpoint: AuditCheckpoint | None
-
-
-def _append(state: AuditLogState, events: list[AuditEvent]) -> bytes:
-    """Give ``events`` the next leaf indices, store their leaves and the nodes they
-    complete, and return the new root."""
-    size = state.tree_size
-    reader = NodeReader()
-    reader.load(merkle.perfect_subtrees(0, size))
-    now = timezone.now()
-    subjects = _subject_ids(events)
-    leaves: list[AuditLeaf] = []
-    nodes: list[AuditTreeNode] = []
-    for offset, event in enumerate(events):
-        index = size + offset
-        commitment = commitment_for(event)
-        data = leaf_bytes(
-            origin=settings.AUDIT_LOG_ORIGIN,
-            index=index,
-            event=event,
-            subject_ids=subjects[event.pk],
-            commitment=commitment,
-        )
-        leaves.append(AuditLeaf(index=index, event=event, commitment=commitment, sequenced_at=now))
-        digest, level, position = merkle.leaf_hash(data), 0, index
-        while True:
-            key = node_id(level, position)
-            reader.known[key] = digest
-            nodes.append(AuditTreeNode(id=key, hash=digest))
-            if position % 2 == 0:
-                break
-            digest = merkle.node_hash(reader.known[node_id(level, position - 1)], digest)
-            level, position = level + 1, position // 2
-    AuditLeaf.objects.bulk_create(leaves)
-    AuditTreeNode.objects.bulk_create(nodes)
-    new_size = size + len(events)
-    return merkle.tree_root(new_size, reader)
 
 
 def _sign(state: AuditLogState) -> AuditCheckpoint:
@@ -206,20 +163,18 @@ def integrate(
             floor = state.max_event_id
         batches = 0
         while True:
-            events = list(
-                AuditEvent.objects.filter(id__gt=floor, leaf__isnull=True)
-                .order_by("id")
-                .prefetch_related("subject_links")[:batch_size]
-            )
-            if not events:
+            # Plain rows, hashed and written in bulk (as ``sequence_backlog`` does): the
+            # periodic sweep sequences every event the service writes.
+            rows, subjects = _unsequenced_batch(floor, batch_size)
+            if not rows:
                 break
-            state.root = _append(state, events)
-            state.tree_size += len(events)
-            state.max_event_id = max(state.max_event_id, events[-1].pk)
-            appended += len(events)
-            floor = events[-1].pk
+            state.root = _append_rows(state.tree_size, rows, subjects)
+            state.tree_size += len(rows)
+            state.max_event_id = max(state.max_event_id, rows[-1][0])
+            appended += len(rows)
+            floor = rows[-1][0]
             batches += 1
-            if len(events) < batch_size or (max_batches is not None and batches >= max_batches):
+            if len(rows) < batch_size or (max_batches is not None and batches >= max_batches):
                 break
         if sweep or full:
             state.scan_from_event_id = _settled_event_id(state)
@@ -316,7 +271,11 @@ def _unsequenced_batch(floor: int, count: int) -> tuple[list[tuple], dict[int, l
         )
     subjects: dict[int, list[int]] = {}
     if rows:
-        links = AuditSubjectLink.objects.filter(event_id__gte=rows[0][0], event_id__lte=rows[-1][0])
+        first, last = rows[0][0], rows[-1][0]
+        if last - first < 4 * len(rows):  # a run of ids: one range of the (event, subject) index
+            links = AuditSubjectLink.objects.filter(event_id__gte=first, event_id__lte=last)
+        else:  # a few late commits far apart: not every link in between
+            links = AuditSubjectLink.objects.filter(event_id__in=[row[0] for row in rows])
         for event_id, subject_id in links.values_list("event_id", "subject_id"):
             subjects.setdefault(event_id, []).append(subject_id)
     return rows, subjects
@@ -348,7 +307,8 @@ _LEAF_SLICE = 5000
 
 
 def _append_rows(size: int, rows: list[tuple], subjects: dict[int, list[int]]) -> bytes:
-    """``_append`` for events read as ``LEAF_COLUMNS`` rows, in bulk; returns the new root."""
+    """Give the events (read as ``LEAF_COLUMNS`` rows) the leaf indices from ``size`` on,
+    store their leaves and the nodes they complete, in bulk, and return the new root."""
     # The compact range of the tree so far, smallest subtree last: exactly the left
     # siblings that the next leaves complete (a ``merkle.TreeBuilder`` stack).
     reader = NodeReader()

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink, Outcome
@@ -75,12 +76,17 @@ def audit_record(
     case_id: int | None = None,
     subject_ids: Iterable[int] = (),
     payload: dict[str, Any] | None = None,
+    target: Model | None = None,
 ) -> AuditEvent:
-    """Append one event. Must run inside the transaction of the action it records."""
+    """Append one event. Must run inside the transaction of the action it records.
+    ``target``: a new row the event records the creation of, inserted with the event (one
+    statement on PostgreSQL); its key becomes the event's ``target_id``."""
     if not _ACTION.match(action):
         raise ValueError(f"audit action {action!r} is not of the form resource.verb")
     if outcome not in Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
+    if target is not None and target_id not in (None, ""):
+        raise ValueError("give the target or its id, not both")
     actor = ctx.actor
     body = _storable(dict(payload or {}))
     if ctx.via != "api":
@@ -103,7 +109,14 @@ def audit_record(
             payload=body,
             commitment_salt=os.urandom(16),
         )
-        insert_with_links(event, AuditSubjectLink, "subject_id", sorted({int(s) for s in subject_ids if s is not None}))
+        insert_with_links(
+            event,
+            AuditSubjectLink,
+            "subject_id",
+            sorted({int(s) for s in subject_ids if s is not None}),
+            before=target,
+            key_into="target_id",
+        )
     _integrate_after_commit()
     return event
 

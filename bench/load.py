@@ -317,12 +317,54 @@ async def run_phase(
     return PhaseResult(name, concurrency, elapsed, dict(latencies), {k: dict(v) for k, v in errors.items()})
 
 
+# --- Where the CPU goes ------------------------------------------------------------------------
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, command name, CPU seconds used so far)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def cpu_by_part(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each part: the processes in ``roots`` and their
+    descendants, PostgreSQL's processes (all of them: the benchmark's own database is the
+    only busy one), and this client."""
+    processes = _processes()
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (parent, _name, _cpu) in processes.items():
+        children[parent].append(pid)
+
+    def tree(pid: int) -> float:
+        return processes.get(pid, (0, "", 0.0))[2] + sum(tree(child) for child in children[pid])
+
+    used = {part: sum(tree(pid) for pid in pids) for part, pids in roots.items()}
+    used["postgres"] = sum(cpu for _parent, name, cpu in processes.values() if name.startswith("postgres"))
+    used["client"] = processes[os.getpid()][2]
+    return used
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f}"
 
 
-def print_phase(result: PhaseResult) -> None:
+def print_phase(result: PhaseResult, cpu: dict[str, float], warmup: int) -> None:
     print(f"  {result.name:<8} {result.total:6d} requests in {result.elapsed:5.1f} s = {result.rate():7.1f} req/s")
+    # Every request the phase sent, its warm-up included, as the CPU was read around them all.
+    sent = warmup + result.total + sum(sum(outcomes.values()) for outcomes in result.errors.values())
+    parts = ", ".join(f"{part} {seconds / sent * 1000:.2f}" for part, seconds in cpu.items())
+    print(f"    CPU ms per request: {parts}; in all {sum(cpu.values()) / sent * 1000:.2f}")
     for endpoint in sorted(result.latencies):
         values = result.latencies[endpoint]
         print(
@@ -437,6 +479,9 @@ def main() -> None:
             server_log,
         )
         processes.callback(stop, server)
+        roots = {"gunicorn": [server.pid]}
+        if not args.no_redis:
+            roots["celery"] = [worker.pid, beat.pid]
         wait_until_healthy(base_url, server, server_log)
 
         probe = httpx.get(
@@ -469,6 +514,7 @@ def main() -> None:
                         ("viewing", traffic.log_viewing),
                         ("floor", lambda: traffic.log_viewing(floor=True)),
                     ]:
+                        before = cpu_by_part(roots)
                         results[name] = await run_phase(
                             client,
                             make,
@@ -478,7 +524,8 @@ def main() -> None:
                             seconds=args.seconds,
                             warmup=args.warmup,
                         )
-                        print_phase(results[name])
+                        after = cpu_by_part(roots)
+                        print_phase(results[name], {part: after[part] - before[part] for part in after}, args.warmup)
                     viewing, floor = results["viewing"], results["floor"]
                     viewing_p99 = percentile(viewing.latencies.get("POST /viewings/", [float("nan")]), 0.99)
                     ratio = viewing.rate() / floor.rate() if floor.rate() else float("nan")

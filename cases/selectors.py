@@ -15,7 +15,7 @@ from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
 from detection.models import DetectionPolicy
 from detection.selectors import flags_prefetch
 from evidence_service.api.errors import NotFound
-from evidence_service.db import cursor, select, select_joined
+from evidence_service.db import select_joined
 
 VIEWING_RELATED = ("case", "profile", "practitioner", "consent", "authorisation", "superseded_by")
 
@@ -55,26 +55,6 @@ def profile_get(*, user, profile_id: object, field: str | None = None) -> Profil
 
 def consent_get(*, user, consent_id: object) -> Consent:
     return _get(Consent.objects.visible_to(user).select_related("subject"), "consent", consent_id, None)
-
-
-def consent_covering(*, subject_id: int, platform: str, at: datetime) -> Consent | None:
-    """The consent in effect for ``platform`` at ``at``, preferring the most recently
-    granted when several overlap."""
-    # The same condition as ``Consent.objects.in_effect_at``, written out: this runs for
-    # every viewing logged, and one plain statement costs a fraction of building the query.
-    in_effect = select(
-        Consent,
-        "consent",
-        f"""FROM {Consent._meta.db_table} consent
-            WHERE subject_id = %s AND granted_at <= %s
-              AND (expires_at IS NULL OR expires_at > %s) AND (withdrawn_at IS NULL OR withdrawn_at > %s)
-            ORDER BY granted_at DESC, id DESC""",
-        [subject_id, at, at, at],
-    )
-    for consent in in_effect:
-        if consent.covers_platform(platform):
-            return consent
-    return None
 
 
 # --- Logging a viewing ---------------------------------------------------------------------------
@@ -123,6 +103,7 @@ class ViewingContext:
     has_consents: bool  # the person has consent records (else no consent can cover the look)
     has_authorisations: bool  # the person is a subject of an authorisation (else none covers)
     policy: DetectionPolicy | None  # the detection policy in force (the newest version)
+    consent: Consent | None  # the consent in effect for the platform at the moment of viewing
 
 
 #: The first key of the transaction-scoped advisory locks that serialise detection per person
@@ -131,37 +112,47 @@ class ViewingContext:
 PERSON_LOCK_SPACE = 0x43455331
 
 
-def viewing_context(*, actor, case: Case, subject_id: int) -> ViewingContext:
+def viewing_context(*, actor, case: Case, subject_id: int, platform: str, at: datetime) -> ViewingContext:
     """Lock the person viewed until the transaction ends (detection for one person runs one
     viewing at a time, so concurrent looks count each other: a look that waits here reads
-    anew once the other has committed) and read what logging the viewing checks. Must run
-    inside the viewing's transaction. On PostgreSQL the lock is an advisory lock, which,
-    unlike a row lock, writes nothing; SQLite has one writer at a time anyway."""
+    anew once the other has committed) and read what logging the viewing checks, with the
+    consent that covers a look at ``platform`` at ``at`` (as ``consent_covering`` finds it).
+    Must run inside the viewing's transaction. On PostgreSQL the lock is an advisory lock,
+    which, unlike a row lock, writes nothing; SQLite has one writer at a time anyway."""
     locked = (
         f"CROSS JOIN (SELECT pg_advisory_xact_lock({PERSON_LOCK_SPACE}, (%s %% 2147483647)::integer)) AS locked"
         if connection.vendor == "postgresql"
         else ""
     )
-    with cursor() as db:
-        db.execute(
-            f"""SELECT
-                    EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE user_id = %s AND team_id = %s),
-                    EXISTS (SELECT 1 FROM {_CASE_SUBJECT} WHERE case_id = %s AND subject_id = person.id),
-                    EXISTS (SELECT 1 FROM {Consent._meta.db_table} WHERE subject_id = person.id),
-                    EXISTS (SELECT 1 FROM {_AUTHORISATION_SUBJECTS} WHERE subject_id = person.id),
-                    policy.id, policy.version, policy.rules
-                FROM {Subject._meta.db_table} person
-                {locked}
-                LEFT JOIN (
-                    SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
-                ) policy ON 1 = 1
-                WHERE person.id = %s""",
-            [getattr(actor, "pk", None), case.team_id, case.pk, *([subject_id] if locked else []), subject_id],
-        )
-        row = db.fetchone()
-    if row is None:
+    # One row per consent in effect at ``at`` (newest first), or one row with none.
+    rows = select_joined(
+        [(Consent, "consent")],
+        f"""FROM {Subject._meta.db_table} person
+            {locked}
+            LEFT JOIN (
+                SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
+            ) policy ON 1 = 1
+            -- Consent.objects.in_effect_at(at), written out:
+            LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = person.id AND consent.granted_at <= %s
+                AND (consent.expires_at IS NULL OR consent.expires_at > %s)
+                AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)
+            WHERE person.id = %s
+            ORDER BY consent.granted_at DESC, consent.id DESC""",
+        # The extra columns' parameters come first: they are selected before the FROM.
+        [getattr(actor, "pk", None), case.team_id, case.pk, *([subject_id] if locked else []), at, at, at, subject_id],
+        extra=(
+            f"EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE user_id = %s AND team_id = %s)",
+            f"EXISTS (SELECT 1 FROM {_CASE_SUBJECT} WHERE case_id = %s AND subject_id = person.id)",
+            f"EXISTS (SELECT 1 FROM {Consent._meta.db_table} WHERE subject_id = person.id)",
+            f"EXISTS (SELECT 1 FROM {_AUTHORISATION_SUBJECTS} WHERE subject_id = person.id)",
+            "policy.id",
+            "policy.version",
+            "policy.rules",
+        ),
+    )
+    if not rows:
         raise NotFound("subject", subject_id)
-    member, linked, consents, authorisations, policy_id, version, rules = row
+    _consent, member, linked, consents, authorisations, policy_id, version, rules = rows[0]
     return ViewingContext(
         works_on_case=bool(member) and getattr(actor, "is_practitioner", False),
         linked_to_case=bool(linked),
@@ -169,6 +160,10 @@ def viewing_context(*, actor, case: Case, subject_id: int) -> ViewingContext:
         has_authorisations=bool(authorisations),
         # Policy versions are never changed (append-only), so the row read is the whole policy.
         policy=DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None,
+        consent=next(
+            (row[0] for row in rows if row[0] is not None and row[0].covers_platform(platform)),
+            None,
+        ),
     )
 
 

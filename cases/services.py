@@ -27,10 +27,9 @@ from cases.models import (
 )
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
-from cases.selectors import consent_covering, viewing_context
+from cases.selectors import viewing_context
 from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
-from evidence_service.db import insert
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
@@ -397,16 +396,19 @@ def viewing_log(
     from the subject's consent records at the moment of viewing."""
     _require_practitioner(ctx, "log viewings")
     profile = details.profile
-    # Locks the person viewed until this transaction ends (see detection_evaluate_viewing).
-    context = viewing_context(actor=ctx.actor, case=details.case, subject_id=profile.subject_id)
+    now = timezone.now()
+    viewed_at = details.viewed_at or now
+    # Locks the person viewed until this transaction ends (see detection_evaluate_viewing),
+    # and finds the consent, if any, that covers the look.
+    context = viewing_context(
+        actor=ctx.actor, case=details.case, subject_id=profile.subject_id, platform=profile.platform, at=viewed_at
+    )
     _require_case_team(ctx, details.case, works=context.works_on_case)
     if supersedes is not None and not supersede_reason.strip():
         raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})
-    now = timezone.now()
     problems = _check_viewing(details, now, correcting=supersedes is not None, linked_to_case=context.linked_to_case)
     if problems:
         raise InvalidInput("The viewing cannot be logged.", fields=problems)
-    viewed_at = details.viewed_at or now
     viewing = Viewing(
         case=details.case,
         profile=profile,
@@ -425,9 +427,7 @@ def viewing_log(
         authorisation=details.authorisation,
         external_authority_kind=details.external_authority_kind,
         external_authority_reference=details.external_authority_reference.strip(),
-        consent=consent_covering(subject_id=profile.subject_id, platform=profile.platform, at=viewed_at)
-        if context.has_consents
-        else None,
+        consent=context.consent,
         supersedes=supersedes,
         supersede_reason=supersede_reason.strip(),
     )
@@ -437,7 +437,6 @@ def viewing_log(
         exclude=["case", "profile", "subject", "practitioner", "authorisation", "consent", "supersedes"],
         validate_constraints=False,
     )
-    insert(viewing)
     # A cited authorisation that does not cover the look is recorded, never refused: the
     # record must not be lost, and the detection policy flags it (OUTSIDE_AUTHORISATION).
     authorisation_problems = (
@@ -451,11 +450,12 @@ def viewing_log(
         if details.authorisation is not None
         else []
     )
+    # The viewing and its audit event are written together (one statement on PostgreSQL).
     audit_record(
         ctx=ctx,
         action="viewing.supersede" if supersedes else "viewing.create",
         target_type="viewing",
-        target_id=viewing.pk,
+        target=viewing,
         case_id=viewing.case_id,
         subject_ids=[viewing.subject_id],
         payload={

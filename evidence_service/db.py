@@ -55,11 +55,16 @@ def cursor() -> Iterator:
 
 
 @cache
-def _insert_statement(model: type[models.Model], vendor: str, rows: int) -> tuple[str, tuple[models.Field, ...]]:
+def _insert_statement(
+    model: type[models.Model], vendor: str, rows: int, computed: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, tuple[models.Field, ...]]:
+    """``INSERT`` of ``rows`` rows of every column but the key, returning the key, with a
+    parameter for each value but those ``computed`` (attribute name, SQL expression)."""
     meta = model._meta
     fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
     quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    expressions = dict(computed)
+    row = "(" + ", ".join(expressions.get(field.attname, "%s") for field in fields) + ")"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
         f"VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}"
@@ -113,14 +118,19 @@ def select(
     return instances
 
 
-def select_joined(parts: list[tuple[type[models.Model], str]], from_where: str, params: list) -> list[tuple]:
+def select_joined(
+    parts: list[tuple[type[models.Model], str]], from_where: str, params: list, extra: tuple[str, ...] = ()
+) -> list[tuple]:
     """For each row of ``SELECT <every column of each (model, alias)> <from_where>``, a
     tuple of instances, one per part; a part whose primary key is NULL (an outer join that
-    found nothing) is None. One statement where the ORM would need one per model."""
+    found nothing) is None. One statement where the ORM would need one per model. ``extra``
+    SQL expressions are selected after the parts and their values (not converted) follow
+    the instances in each tuple."""
     lists = [_select_list(model, connection.vendor, alias) for model, alias in parts]
+    more = "".join(f", {expression}" for expression in extra)
     with cursor() as db:
         db.execute(
-            f"SELECT {', '.join(columns for columns, _names, _converters in lists)} {from_where}",
+            f"SELECT {', '.join(columns for columns, _names, _converters in lists)}{more} {from_where}",
             [connection.ops.adapt_unknown_value(p) for p in params],
         )
         rows = db.fetchall()
@@ -137,7 +147,7 @@ def select_joined(parts: list[tuple[type[models.Model], str]], from_where: str, 
                 for converter in convert:
                     values[position] = converter(values[position], column, connection)
             instances.append(model.from_db(connection.alias, names, values))
-        found.append(tuple(instances))
+        found.append((*instances, *row[start:]))
     return found
 
 
@@ -200,35 +210,74 @@ def insert(*instances: models.Model) -> None:
             instance._state.db = connection.alias
 
 
-def insert_with_links(instance: models.Model, link_model: type[models.Model], link_field: str, values: list) -> None:
+def insert_with_links(
+    instance: models.Model,
+    link_model: type[models.Model],
+    link_field: str,
+    values: list,
+    *,
+    before: models.Model | None = None,
+    key_into: str = "",
+) -> None:
     """Insert a new ``instance`` and, for each of ``values`` (integers), a ``link_model``
     row pointing at it through its foreign key and holding the value in ``link_field``
-    (e.g. an audit event and the people it touched). On PostgreSQL one statement, whatever
-    the number of links; elsewhere ``insert`` twice. The links' own keys are not read back."""
+    (e.g. an audit event and the people it touched). ``before``, a new instance of another
+    model, is inserted first, and its primary key, as text, becomes ``instance``'s
+    ``key_into`` field (e.g. a viewing, then the audit event that records it). On
+    PostgreSQL one statement, whatever the number of links; elsewhere one ``insert`` each.
+    The links' own keys are not read back."""
     model = type(instance)
     foreign_key = next(
         field for field in link_model._meta.concrete_fields if field.is_relation and field.related_model is model
     )
     value_field = link_model._meta.get_field(link_field)
-    if connection.vendor != "postgresql" or not values:
+    for new in (instance, before):
+        if new is not None and not new._state.adding:
+            raise ValueError("insert_with_links() takes new instances")
+    if connection.vendor != "postgresql":
+        if before is not None:
+            insert(before)
+            setattr(instance, key_into, str(before.pk))
         insert(instance)
         insert(*[link_model(**{foreign_key.attname: instance.pk, value_field.attname: value}) for value in values])
         return
-    if not instance._state.adding:
-        raise ValueError("insert_with_links() takes a new instance")
-    sql, fields = _insert_statement(model, connection.vendor, 1)
     quote = connection.ops.quote_name
     key = quote(model._meta.pk.column)
-    statement = (
-        f"WITH parent AS ({sql}), links AS (INSERT INTO {quote(link_model._meta.db_table)} "
-        f"({quote(foreign_key.column)}, {quote(value_field.column)}) "
-        f"SELECT parent.{key}, link.value FROM parent, unnest(%s::bigint[]) WITH ORDINALITY AS link(value, position) "
-        f"ORDER BY link.position) SELECT {key} FROM parent"
-    )
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    params.append([int(value) for value in values])
+    parts, params = [], []
+    if before is not None:
+        before_sql, before_fields = _insert_statement(type(before), connection.vendor, 1)
+        parts.append(f"first AS ({before_sql})")
+        params += [field.get_db_prep_save(field.pre_save(before, True), connection) for field in before_fields]
+        # The first row's key, read from its RETURNING, in place of the field's parameter.
+        computed = {key_into: f"(SELECT {quote(type(before)._meta.pk.column)} FROM first)::text"}
+    else:
+        computed = {}
+    sql, fields = _insert_statement(model, connection.vendor, 1, tuple(computed.items()))
+    parts.append(f"parent AS ({sql})")
+    params += [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for field in fields
+        if field.attname not in computed
+    ]
+    if values:
+        parts.append(
+            f"links AS (INSERT INTO {quote(link_model._meta.db_table)} "
+            f"({quote(foreign_key.column)}, {quote(value_field.column)}) "
+            f"SELECT parent.{key}, link.value FROM parent, "
+            "unnest(%s::bigint[]) WITH ORDINALITY AS link(value, position) ORDER BY link.position)"
+        )
+        params.append([int(value) for value in values])
+    returned = f"parent.{key}" + (f", first.{quote(type(before)._meta.pk.column)}" if before is not None else "")
     with cursor() as db:
-        db.execute(statement, params)
-        instance.pk = db.fetchone()[0]
+        db.execute(
+            f"WITH {', '.join(parts)} SELECT {returned} FROM parent{', first' if before is not None else ''}", params
+        )
+        row = db.fetchone()
+    if before is not None:
+        before.pk = row[1]
+        before._state.adding = False
+        before._state.db = connection.alias
+        setattr(instance, key_into, str(before.pk))
+    instance.pk = row[0]
     instance._state.adding = False
     instance._state.db = connection.alias

@@ -26,7 +26,7 @@ from cases.api.serializers import (
 from cases.models import AccessMethod, Interaction, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import NotFound
-from evidence_service.api.fields import IdField, MomentField
+from evidence_service.api.fields import FieldsCopiedOnce, IdField, MomentField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -232,7 +232,7 @@ class ConsentWithdrawApi(_Api):
 # --- Viewings -------------------------------------------------------------------------------------
 
 
-class ViewingInput(serializers.Serializer):
+class ViewingInput(FieldsCopiedOnce, serializers.Serializer):
     case = IdField()
     profile = IdField()
     purpose = serializers.ChoiceField(choices=Purpose.choices)

@@ -11,7 +11,7 @@ from accounts.models import Role
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage
 from cases.models import Case, Consent, Profile
-from cases.selectors import consent_covering, viewing_context, viewing_targets
+from cases.selectors import viewing_context, viewing_targets
 from detection.models import DetectionPolicy
 from evidence_service.api.errors import NotFound
 from tests.factories import (
@@ -73,7 +73,9 @@ def test_the_context_says_who_works_on_the_case_and_who_is_linked_to_it(world):
     ConsentFactory(subject=people[1])
     AuthorisationFactory(case=world["cases"][1], subjects=[people[2]])
     for user, case, profile in itertools.product(world["users"], world["cases"], Profile.objects.all()):
-        context = viewing_context(actor=user, case=case, subject_id=profile.subject_id)
+        context = viewing_context(
+            actor=user, case=case, subject_id=profile.subject_id, platform=profile.platform, at=NOW
+        )
         assert context.has_consents == Consent.objects.filter(subject_id=profile.subject_id).exists()
         assert context.has_authorisations == Authorisation.objects.filter(subjects=profile.subject_id).exists()
         works = user.role == Role.PRACTITIONER and user.teams.filter(pk=case.team_id).exists()
@@ -86,7 +88,7 @@ def test_the_context_says_who_works_on_the_case_and_who_is_linked_to_it(world):
         )
 
 
-def test_the_consent_found_is_the_newest_in_effect_for_the_platform(jane):
+def test_the_consent_found_is_the_newest_in_effect_for_the_platform(jane, alice, north_case):
     day = timedelta(days=1)
     ConsentFactory(subject=jane, scope=["instagram"], granted_at=NOW - 10 * day, expires_at=NOW - 5 * day)
     ConsentFactory(subject=jane, scope=["facebook"], granted_at=NOW - 4 * day)
@@ -102,7 +104,7 @@ def test_the_consent_found_is_the_newest_in_effect_for_the_platform(jane):
             ),
             None,
         )
-        found = consent_covering(subject_id=jane.pk, platform=platform, at=at)
+        found = viewing_context(actor=alice, case=north_case, subject_id=jane.pk, platform=platform, at=at).consent
         assert found == expected, (offset, platform)
         if found is not None:
             assert (found.scope, found.granted_at, found.expires_at) == (

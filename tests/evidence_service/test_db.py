@@ -104,3 +104,24 @@ def test_an_event_and_its_links_go_in_together(people, alice, django_assert_max_
     assert links == subjects  # in the order given
     with pytest.raises(ValueError):
         insert_with_links(event, AuditSubjectLink, "subject_id", subjects)  # not new any more
+
+
+@pytest.mark.parametrize("people", [0, 2])
+def test_a_row_and_the_event_recording_it_go_in_together(people, alice, django_assert_max_num_queries):
+    person = SubjectFactory.build(created_by=alice)
+    person.created_at = timezone.now()
+    event = AuditEvent(
+        occurred_at=timezone.now(),
+        action="subject.create",
+        target_type="subject",
+        outcome="success",
+        commitment_salt=b"s" * 16,
+    )
+    subjects = list(range(10**6, 10**6 + people))
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 2 + people):
+        insert_with_links(event, AuditSubjectLink, "subject_id", subjects, before=person, key_into="target_id")
+    assert person.pk is not None and event.pk is not None
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.target_id == event.target_id == str(person.pk)
+    assert type(person).objects.get(pk=person.pk).display_name == person.display_name
+    assert list(stored.subject_links.order_by("id").values_list("subject_id", flat=True)) == subjects
