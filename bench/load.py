@@ -5,14 +5,16 @@ Celery beat, as in production), driven over loopback by an asyncio + httpx clien
     .venv/bin/python bench/load.py [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
                                    [--redis-url redis://127.0.0.1:6379/14 | --no-redis]
                                    [--concurrency 1 4 8] [--requests 2000] [--seconds 20]
-                                   [--workers 4]
+                                   [--rounds 3] [--workers 4]
 
 In a throwaway database it seeds teams, practitioners, officers, auditors, cases, people,
 profiles and consents (three people in four have consent, so some viewings raise flags),
 gives every user an API token, starts gunicorn with the floor endpoint switched on
 (``BENCH_FLOOR_ENDPOINT=1``, see ``bench/floor.py``), and then at each concurrency level runs
 three phases, each stopping after REQUESTS requests or SECONDS seconds, whichever comes
-first (after a short unmeasured warm-up):
+first (after a short unmeasured warm-up); the viewing and floor phases are split into
+ROUNDS turns, viewing then floor, so that a change in the machine's speed during the run
+falls on both alike:
 
   mixed    realistic traffic: practitioners logging viewings (60%), listing their cases'
            viewings (15%); officers reading flags (10%; left out if ``GET /flags/``
@@ -23,7 +25,8 @@ first (after a short unmeasured warm-up):
   floor    only ``POST /bench/floor/viewings/``: a DRF endpoint with the same token
            authentication that inserts one comparable row and nothing else.
 
-It prints requests per second and p50/p95/p99 latency per endpoint and phase, and for each
+It prints requests per second and p50/p95/p99 latency per endpoint and phase, the CPU time
+each process (gunicorn, Celery, PostgreSQL, the client) used per request, and for each
 level the ratio of viewings logged per second to floor inserts per second (target >= 0.6)
 and the p99 of logging a viewing (target < 50 ms at concurrency 8). The client runs on the
 same machine as the server and takes CPU from it; the ratio, measured in the same run
@@ -355,6 +358,25 @@ def cpu_by_part(roots: dict[str, list[int]]) -> dict[str, float]:
     return used
 
 
+def combined(results: list[PhaseResult]) -> PhaseResult:
+    """Rounds of one phase taken together: their requests over their summed time."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, dict[int | str, int]] = defaultdict(lambda: defaultdict(int))
+    for result in results:
+        for endpoint, values in result.latencies.items():
+            latencies[endpoint] += values
+        for endpoint, outcomes in result.errors.items():
+            for outcome, count in outcomes.items():
+                errors[endpoint][outcome] += count
+    return PhaseResult(
+        results[0].name,
+        results[0].concurrency,
+        sum(result.elapsed for result in results),
+        dict(latencies),
+        {endpoint: dict(outcomes) for endpoint, outcomes in errors.items()},
+    )
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f}"
 
@@ -422,6 +444,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="measured requests per phase at most")
     parser.add_argument("--seconds", type=float, default=20, help="measured seconds per phase at most")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns the viewing and floor phases take, sharing REQUESTS and SECONDS"
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--teams", type=int, default=4)
     parser.add_argument("--practitioners", type=int, default=3, help="per team")
@@ -509,23 +534,45 @@ def main() -> None:
                 for concurrency in args.concurrency:
                     print(f"\nconcurrency {concurrency}")
                     results = {}
-                    for name, make in [
-                        ("mixed", traffic.mixed),
-                        ("viewing", traffic.log_viewing),
-                        ("floor", lambda: traffic.log_viewing(floor=True)),
-                    ]:
+
+                    async def measured(
+                        name: str, make, requests: int, concurrency: int = concurrency
+                    ) -> tuple[PhaseResult, dict[str, float]]:
                         before = cpu_by_part(roots)
-                        results[name] = await run_phase(
+                        result = await run_phase(
                             client,
                             make,
                             name=name,
                             concurrency=concurrency,
-                            requests=args.requests,
-                            seconds=args.seconds,
+                            requests=requests,
+                            seconds=args.seconds / args.rounds if name != "mixed" else args.seconds,
                             warmup=args.warmup,
                         )
                         after = cpu_by_part(roots)
-                        print_phase(results[name], {part: after[part] - before[part] for part in after}, args.warmup)
+                        return result, {part: after[part] - before[part] for part in after}
+
+                    results["mixed"], cpu = await measured("mixed", traffic.mixed, args.requests)
+                    print_phase(results["mixed"], cpu, args.warmup)
+                    # The viewing and floor phases take turns, so that a drift in the machine's
+                    # speed during the run falls on both alike.
+                    rounds: dict[str, list[tuple[PhaseResult, dict[str, float]]]] = {"viewing": [], "floor": []}
+                    for _round in range(args.rounds):
+                        for name, make in [
+                            ("viewing", traffic.log_viewing),
+                            ("floor", lambda: traffic.log_viewing(floor=True)),
+                        ]:
+                            rounds[name].append(await measured(name, make, max(1, args.requests // args.rounds)))
+                    for name, measured_rounds in rounds.items():
+                        results[name] = combined([result for result, _cpu in measured_rounds])
+                        parts = measured_rounds[0][1]
+                        cpu_total = {part: sum(cpu[part] for _result, cpu in measured_rounds) for part in parts}
+                        print_phase(results[name], cpu_total, args.warmup * args.rounds)
+                    each = [
+                        viewing.rate() / floor.rate() if floor.rate() else float("nan")
+                        for (viewing, _v), (floor, _f) in zip(rounds["viewing"], rounds["floor"], strict=True)
+                    ]
+                    if args.rounds > 1:
+                        print("  ratio in each round: " + ", ".join(f"{ratio:.2f}" for ratio in each))
                     viewing, floor = results["viewing"], results["floor"]
                     viewing_p99 = percentile(viewing.latencies.get("POST /viewings/", [float("nan")]), 0.99)
                     ratio = viewing.rate() / floor.rate() if floor.rate() else float("nan")
