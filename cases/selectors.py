@@ -104,6 +104,7 @@ class ViewingContext:
     has_authorisations: bool  # the person is a subject of an authorisation (else none covers)
     policy: DetectionPolicy | None  # the detection policy in force (the newest version)
     consent: Consent | None  # the consent in effect for the platform at the moment of viewing
+    at: datetime  # that moment
 
 
 #: The first key of the transaction-scoped advisory locks that serialise detection per person
@@ -112,59 +113,121 @@ class ViewingContext:
 PERSON_LOCK_SPACE = 0x43455331
 
 
-def viewing_context(*, actor, case: Case, subject_id: int, platform: str, at: datetime) -> ViewingContext:
-    """Lock the person viewed until the transaction ends (detection for one person runs one
-    viewing at a time, so concurrent looks count each other: a look that waits here reads
-    anew once the other has committed) and read what logging the viewing checks, with the
-    consent that covers a look at ``platform`` at ``at`` (as ``consent_covering`` finds it).
-    Must run inside the viewing's transaction. On PostgreSQL the lock is an advisory lock,
-    which, unlike a row lock, writes nothing; SQLite has one writer at a time anyway."""
-    locked = (
-        f"CROSS JOIN (SELECT pg_advisory_xact_lock({PERSON_LOCK_SPACE}, (%s %% 2147483647)::integer)) AS locked"
-        if connection.vendor == "postgresql"
-        else ""
-    )
-    # One row per consent in effect at ``at`` (newest first), or one row with none.
-    rows = select_joined(
-        [(Consent, "consent")],
-        f"""FROM {Subject._meta.db_table} person
-            {locked}
-            LEFT JOIN (
+def _lock(person: str) -> str:
+    """The join that takes the person's lock (on PostgreSQL; SQLite has one writer at a
+    time anyway). With a NULL person (none found) it takes none."""
+    if connection.vendor != "postgresql":
+        return ""
+    key = f"({person} %% 2147483647)::integer"
+    return f"CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock({PERSON_LOCK_SPACE}, {key})) locked"
+
+
+def _context_joins(person: str) -> str:
+    """The policy in force, and one row per consent of the person in effect at the moment
+    given (three parameters), newest first (``Consent.objects.in_effect_at``, written out)."""
+    return f"""LEFT JOIN (
                 SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
             ) policy ON 1 = 1
-            -- Consent.objects.in_effect_at(at), written out:
-            LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = person.id AND consent.granted_at <= %s
+            LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = {person} AND consent.granted_at <= %s
                 AND (consent.expires_at IS NULL OR consent.expires_at > %s)
-                AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)
-            WHERE person.id = %s
-            ORDER BY consent.granted_at DESC, consent.id DESC""",
-        # The extra columns' parameters come first: they are selected before the FROM.
-        [getattr(actor, "pk", None), case.team_id, case.pk, *([subject_id] if locked else []), at, at, at, subject_id],
-        extra=(
-            f"EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE user_id = %s AND team_id = %s)",
-            f"EXISTS (SELECT 1 FROM {_CASE_SUBJECT} WHERE case_id = %s AND subject_id = person.id)",
-            f"EXISTS (SELECT 1 FROM {Consent._meta.db_table} WHERE subject_id = person.id)",
-            f"EXISTS (SELECT 1 FROM {_AUTHORISATION_SUBJECTS} WHERE subject_id = person.id)",
-            "policy.id",
-            "policy.version",
-            "policy.rules",
-        ),
+                AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)"""
+
+
+def _context_columns(person: str, case: str) -> tuple[str, ...]:
+    return (
+        f"EXISTS (SELECT 1 FROM {_CASE_SUBJECT} WHERE case_id = {case} AND subject_id = {person})",
+        f"EXISTS (SELECT 1 FROM {Consent._meta.db_table} WHERE subject_id = {person})",
+        f"EXISTS (SELECT 1 FROM {_AUTHORISATION_SUBJECTS} WHERE subject_id = {person})",
+        "policy.id",
+        "policy.version",
+        "policy.rules",
     )
-    if not rows:
-        raise NotFound("subject", subject_id)
-    _consent, member, linked, consents, authorisations, policy_id, version, rules = rows[0]
+
+
+def _context(rows: list[tuple], works_on_case: bool, platform: str, at: datetime) -> ViewingContext:
+    """The context from the rows of a statement built from the pieces above, each row a
+    consent instance (or None) and then the columns of ``_context_columns``."""
+    linked, consents, authorisations, policy_id, version, rules = rows[0][1:7]
+    covering = (consent for consent, *_rest in rows if consent is not None and consent.covers_platform(platform))
     return ViewingContext(
-        works_on_case=bool(member) and getattr(actor, "is_practitioner", False),
+        works_on_case=works_on_case,
         linked_to_case=bool(linked),
         has_consents=bool(consents),
         has_authorisations=bool(authorisations),
         # Policy versions are never changed (append-only), so the row read is the whole policy.
         policy=DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None,
-        consent=next(
-            (row[0] for row in rows if row[0] is not None and row[0].covers_platform(platform)),
-            None,
+        consent=next(covering, None),
+        at=at,
+    )
+
+
+def viewing_context(*, actor, case: Case, subject_id: int, platform: str, at: datetime) -> ViewingContext:
+    """Lock the person viewed until the transaction ends (detection for one person runs one
+    viewing at a time, so concurrent looks count each other: a look that waits here reads
+    anew once the other has committed) and read what logging the viewing checks, with the
+    consent that covers a look at ``platform`` at ``at`` (the newest in effect then whose
+    scope includes the platform). Must run inside the viewing's transaction. On PostgreSQL
+    the lock is an advisory lock, which, unlike a row lock, writes nothing."""
+    rows = select_joined(
+        [(Consent, "consent")],
+        f"""FROM {Subject._meta.db_table} person
+            {_lock("%s")}
+            {_context_joins("person.id")}
+            WHERE person.id = %s
+            ORDER BY consent.granted_at DESC, consent.id DESC""",
+        # The extra columns' parameters come first: they are selected before the FROM.
+        [
+            getattr(actor, "pk", None),
+            case.team_id,
+            case.pk,
+            *([subject_id] if connection.vendor == "postgresql" else []),
+            at,
+            at,
+            at,
+            subject_id,
+        ],
+        extra=(
+            f"EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE user_id = %s AND team_id = %s)",
+            *_context_columns("person.id", "%s"),
         ),
     )
+    if not rows:
+        raise NotFound("subject", subject_id)
+    member = rows[0][1]
+    works = bool(member) and getattr(actor, "is_practitioner", False)
+    return _context([(row[0], *row[2:]) for row in rows], works, platform, at)
+
+
+def viewing_scope(*, user, case_id: int, profile_id: int, at: datetime) -> tuple[Case, Profile, ViewingContext]:
+    """``viewing_targets`` and ``viewing_context`` in one statement, for a new viewing at
+    ``at``: the case and profile as a practitioner may see them (404 naming the field
+    otherwise), the person's lock, and the context. Must run inside the viewing's
+    transaction."""
+    user_id = user.pk if getattr(user, "is_practitioner", False) else None
+    rows = select_joined(
+        [(Case, "c"), (Profile, "profile"), (Consent, "consent")],
+        f"""FROM (SELECT 1 AS one) asked
+            LEFT JOIN {Case._meta.db_table} c
+                ON c.id = %s AND c.team_id IN (SELECT team_id FROM {_MEMBERSHIP} WHERE user_id = %s)
+            LEFT JOIN {Profile._meta.db_table} profile
+                ON profile.id = %s AND profile.subject_id IN (
+                    SELECT link.subject_id FROM {_CASE_SUBJECT} link
+                    JOIN {Case._meta.db_table} linked ON linked.id = link.case_id
+                    JOIN {_MEMBERSHIP} member ON member.team_id = linked.team_id
+                    WHERE member.user_id = %s)
+            {_lock("profile.subject_id")}
+            {_context_joins("profile.subject_id")}
+            ORDER BY consent.granted_at DESC, consent.id DESC""",
+        [case_id, user_id, profile_id, user_id, at, at, at],
+        extra=_context_columns("profile.subject_id", "c.id"),
+    )
+    case, profile = rows[0][0], rows[0][1]
+    if case is None:
+        raise NotFound("case", case_id, field="case")
+    if profile is None:
+        raise NotFound("profile", profile_id, field="profile")
+    # A case is found only in the practitioner's own teams: they work on it.
+    return case, profile, _context([row[2:] for row in rows], True, profile.platform, at)
 
 
 @lru_cache(maxsize=16)

@@ -27,7 +27,7 @@ from cases.models import (
 )
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
-from cases.selectors import viewing_context
+from cases.selectors import ViewingContext, viewing_context
 from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
@@ -384,25 +384,36 @@ def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool, 
     return problems
 
 
-@transaction.atomic
+# No savepoint when called inside a transaction (the API's, a correction's): a failure here
+# fails the whole of it, and a savepoint would cost two more round trips per viewing.
+@transaction.atomic(savepoint=False)
 def viewing_log(
     *,
     ctx: AuditContext,
     details: ViewingDetails,
     supersedes: Viewing | None = None,
     supersede_reason: str = "",
+    context: ViewingContext | None = None,
 ) -> Viewing:
     """Record one look at a profile. The consent that covered it, if any, is worked out
-    from the subject's consent records at the moment of viewing."""
+    from the subject's consent records at the moment of viewing. ``context``: what
+    ``selectors.viewing_scope`` read in this transaction with the case and profile (the
+    person's lock already held), for the moment ``details.viewed_at`` or, without one, now."""
     _require_practitioner(ctx, "log viewings")
     profile = details.profile
-    now = timezone.now()
-    viewed_at = details.viewed_at or now
-    # Locks the person viewed until this transaction ends (see detection_evaluate_viewing),
-    # and finds the consent, if any, that covers the look.
-    context = viewing_context(
-        actor=ctx.actor, case=details.case, subject_id=profile.subject_id, platform=profile.platform, at=viewed_at
-    )
+    if context is None:
+        now = timezone.now()
+        viewed_at = details.viewed_at or now
+        # Locks the person viewed until this transaction ends (see detection_evaluate_viewing),
+        # and finds the consent, if any, that covers the look.
+        context = viewing_context(
+            actor=ctx.actor, case=details.case, subject_id=profile.subject_id, platform=profile.platform, at=viewed_at
+        )
+    else:
+        if not transaction.get_connection().in_atomic_block or (details.viewed_at not in (None, context.at)):
+            raise ValueError("the context must be read in this transaction, for this viewing's moment")
+        viewed_at = context.at
+        now = viewed_at if details.viewed_at is None else timezone.now()
     _require_case_team(ctx, details.case, works=context.works_on_case)
     if supersedes is not None and not supersede_reason.strip():
         raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})

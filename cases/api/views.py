@@ -5,6 +5,7 @@ transaction as the read."""
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -23,7 +24,7 @@ from cases.api.serializers import (
     SubjectDetailOutput,
     ViewingOutput,
 )
-from cases.models import AccessMethod, Interaction, Purpose, Relationship
+from cases.models import AccessMethod, Case, Interaction, Profile, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import NotFound
 from evidence_service.api.fields import FieldsCopiedOnce, IdField, MomentField
@@ -252,9 +253,12 @@ class ViewingInput(FieldsCopiedOnce, serializers.Serializer):
     external_authority = ExternalAuthority(required=False, allow_null=True)
 
 
-def _viewing_details(request, data: dict) -> services.ViewingDetails:
-    """Resolve the ids in a viewing's input within the caller's scope."""
-    case, profile = selectors.viewing_targets(user=request.user, case_id=data["case"], profile_id=data["profile"])
+def _viewing_details(request, data: dict, found: tuple[Case, Profile] | None = None) -> services.ViewingDetails:
+    """Resolve the ids in a viewing's input within the caller's scope (the case and profile
+    unless already ``found``)."""
+    if found is None:
+        found = selectors.viewing_targets(user=request.user, case_id=data["case"], profile_id=data["profile"])
+    case, profile = found
     authorisation = None
     if data.get("authorisation") is not None:
         authorisation = Authorisation.objects.filter(pk=data["authorisation"], case=case).first()
@@ -320,8 +324,18 @@ class ViewingListCreateApi(_Api):
     def post(self, request):
         data = ViewingInput(data=request.data)
         data.is_valid(raise_exception=True)
-        details = _viewing_details(request, data.validated_data)
-        viewing = services.viewing_log(ctx=AuditContext.from_request(request), details=details)
+        given = data.validated_data
+        with transaction.atomic():
+            # The case, the profile, the person's lock and what logging the look checks, in
+            # one statement (this is most of the service's traffic).
+            case, profile, context = selectors.viewing_scope(
+                user=request.user,
+                case_id=given["case"],
+                profile_id=given["profile"],
+                at=given.get("viewed_at") or timezone.now(),
+            )
+            details = _viewing_details(request, given, found=(case, profile))
+            viewing = services.viewing_log(ctx=AuditContext.from_request(request), details=details, context=context)
         return Response(ViewingOutput(viewing).data, status=status.HTTP_201_CREATED)
 
 

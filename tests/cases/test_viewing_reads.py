@@ -11,7 +11,7 @@ from accounts.models import Role
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage
 from cases.models import Case, Consent, Profile
-from cases.selectors import viewing_context, viewing_targets
+from cases.selectors import viewing_context, viewing_scope, viewing_targets
 from detection.models import DetectionPolicy
 from evidence_service.api.errors import NotFound
 from tests.factories import (
@@ -86,6 +86,33 @@ def test_the_context_says_who_works_on_the_case_and_who_is_linked_to_it(world):
             policy.version,
             policy.rules,
         )
+
+
+def test_the_scope_read_in_one_statement_is_the_targets_and_the_context(world, django_assert_num_queries):
+    people = [profile.subject for profile in Profile.objects.select_related("subject").order_by("id")]
+    # Overlapping consents: the newest in effect for the platform is the one found.
+    ConsentFactory(subject=people[1], scope=["all"], granted_at=NOW - timedelta(days=5))
+    ConsentFactory(subject=people[1], scope=["instagram"], granted_at=NOW - timedelta(days=4))
+    ConsentFactory(subject=people[1], scope=["facebook"], granted_at=NOW - timedelta(days=2))
+    ConsentFactory(subject=people[0], scope=["all"], granted_at=NOW - timedelta(days=9), expires_at=NOW)
+    AuthorisationFactory(case=world["cases"][1], subjects=[people[2]])
+    moments = [NOW - timedelta(days=3), NOW + timedelta(hours=1)]
+    for user, case, profile, at in itertools.product(world["users"], world["cases"], Profile.objects.all(), moments):
+        try:
+            expected = viewing_targets(user=user, case_id=case.pk, profile_id=profile.pk)
+        except NotFound as refusal:
+            with pytest.raises(NotFound) as same:
+                viewing_scope(user=user, case_id=case.pk, profile_id=profile.pk, at=at)
+            assert same.value.fields == refusal.fields
+            continue
+        context = viewing_context(
+            actor=user, case=case, subject_id=profile.subject_id, platform=profile.platform, at=at
+        )
+        with django_assert_num_queries(1):
+            found_case, found_profile, found = viewing_scope(user=user, case_id=case.pk, profile_id=profile.pk, at=at)
+        assert (found_case, found_profile) == expected
+        assert (found_case.reference, found_profile.handle) == (expected[0].reference, expected[1].handle)
+        assert found == context, (user, case, profile, at)
 
 
 def test_the_consent_found_is_the_newest_in_effect_for_the_platform(jane, alice, north_case):
