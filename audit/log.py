@@ -272,7 +272,8 @@ def _unsequenced_batch(floor: int, count: int) -> tuple[list[tuple], dict[int, l
     subjects: dict[int, list[int]] = {}
     if rows:
         first, last = rows[0][0], rows[-1][0]
-        if last - first < 4 * len(rows):  # a run of ids: one range of the (event, subject) index
+        # A run of ids (or too many for one IN list): one range of the (event, subject) index.
+        if last - first < 4 * len(rows) or len(rows) > 1000:
             links = AuditSubjectLink.objects.filter(event_id__gte=first, event_id__lte=last)
         else:  # a few late commits far apart: not every link in between
             links = AuditSubjectLink.objects.filter(event_id__in=[row[0] for row in rows])

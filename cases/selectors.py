@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
@@ -105,6 +105,8 @@ class ViewingContext:
     policy: DetectionPolicy | None  # the detection policy in force (the newest version)
     consent: Consent | None  # the consent in effect for the platform at the moment of viewing
     at: datetime  # that moment
+    # The transaction it was read (and the person's lock taken) in: its outermost block.
+    transaction: int = field(default=0, compare=False)
 
 
 #: The first key of the transaction-scoped advisory locks that serialise detection per person
@@ -158,7 +160,14 @@ def _context(rows: list[tuple], works_on_case: bool, platform: str, at: datetime
         policy=DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None,
         consent=next(covering, None),
         at=at,
+        transaction=id(connection.atomic_blocks[0]),
     )
+
+
+def _require_transaction() -> None:
+    # The advisory lock is released when the transaction ends: outside one, at once.
+    if not connection.in_atomic_block:
+        raise RuntimeError("the viewing's context must be read inside the viewing's transaction")
 
 
 def viewing_context(*, actor, case: Case, subject_id: int, platform: str, at: datetime) -> ViewingContext:
@@ -168,6 +177,7 @@ def viewing_context(*, actor, case: Case, subject_id: int, platform: str, at: da
     consent that covers a look at ``platform`` at ``at`` (the newest in effect then whose
     scope includes the platform). Must run inside the viewing's transaction. On PostgreSQL
     the lock is an advisory lock, which, unlike a row lock, writes nothing."""
+    _require_transaction()
     rows = select_joined(
         [(Consent, "consent")],
         f"""FROM {Subject._meta.db_table} person
@@ -203,6 +213,7 @@ def viewing_scope(*, user, case_id: int, profile_id: int, at: datetime) -> tuple
     ``at``: the case and profile as a practitioner may see them (404 naming the field
     otherwise), the person's lock, and the context. Must run inside the viewing's
     transaction."""
+    _require_transaction()
     user_id = user.pk if getattr(user, "is_practitioner", False) else None
     rows = select_joined(
         [(Case, "c"), (Profile, "profile"), (Consent, "consent")],

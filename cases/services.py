@@ -410,7 +410,8 @@ def viewing_log(
             actor=ctx.actor, case=details.case, subject_id=profile.subject_id, platform=profile.platform, at=viewed_at
         )
     else:
-        if not transaction.get_connection().in_atomic_block or (details.viewed_at not in (None, context.at)):
+        blocks = transaction.get_connection().atomic_blocks
+        if context.transaction != id(blocks[0]) or details.viewed_at not in (None, context.at):
             raise ValueError("the context must be read in this transaction, for this viewing's moment")
         viewed_at = context.at
         now = viewed_at if details.viewed_at is None else timezone.now()

@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from audit import keys
 from audit import log as audit_log
+from audit.leaves import commitment_for, leaf_bytes
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditTreeNode
 from audit.services import AuditContext, audit_record
 from bench.livedb import live_database, manage
+from tlog import merkle
 from tlog.note import generate_signer_key
 
 
@@ -88,6 +90,43 @@ def test_bulk_sequencing_builds_the_same_tree_as_integrate(db, alice, batch_size
     assert len(by_integrate["checkpoints"]) == 2  # sizes 5 and 42: one checkpoint at the end
     for part in ("leaves", "nodes", "state", "checkpoints"):
         assert by_bulk[part] == by_integrate[part], part
+
+
+def reference_leaf_hashes() -> list[bytes]:
+    """Each sequenced event's leaf hash, built independently of the sequencer: from the ORM's
+    model instances (``leaf_bytes``, as ``entries`` serves them), in the order of the events."""
+    hashes = []
+    for index, event in enumerate(AuditEvent.objects.order_by("id").prefetch_related("subject_links")):
+        commitment = commitment_for(event)
+        data = leaf_bytes(
+            origin=settings.AUDIT_LOG_ORIGIN,
+            index=index,
+            event=event,
+            subject_ids=sorted(link.subject_id for link in event.subject_links.all()),
+            commitment=commitment,
+        )
+        hashes.append(merkle.leaf_hash(data))
+    return hashes
+
+
+@pytest.mark.parametrize("sequence", ["integrate", "sequence_backlog"])
+def test_both_sequencers_build_the_tree_the_events_define(db, alice, sequence):
+    record_varied(5, alice)
+    audit_log.integrate(sweep=True)
+    record_varied(30, alice)
+    if sequence == "integrate":
+        audit_log.integrate(sweep=True, batch_size=7)
+    else:
+        audit_log.sequence_backlog(batch_size=9)
+    expected = reference_leaf_hashes()
+    state = AuditLogState.objects.get()
+    assert state.tree_size == len(expected) == 35
+    assert list(AuditLeaf.objects.order_by("index").values_list("event_id", flat=True)) == list(
+        AuditEvent.objects.order_by("id").values_list("id", flat=True)
+    )
+    stored = dict(AuditTreeNode.objects.filter(id__lt=len(expected)).values_list("id", "hash"))  # level 0
+    assert [bytes(stored[audit_log.node_id(0, index)]) for index in range(len(expected))] == expected
+    assert bytes(state.root) == merkle.root_from_leaf_hashes(expected)
 
 
 def test_bulk_sequencing_covers_every_event_and_verifies(db, alice):

@@ -1,17 +1,21 @@
 """Logging a viewing reads through plain statements (cases/selectors.py,
 authorisations/selectors.py); each must find what the queryset it stands for finds."""
 
+import dataclasses
 import itertools
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role
+from audit.services import AuditContext
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage
-from cases.models import Case, Consent, Profile
+from cases.models import Case, Consent, Profile, Viewing
 from cases.selectors import viewing_context, viewing_scope, viewing_targets
+from cases.services import ViewingDetails, viewing_log
 from detection.models import DetectionPolicy
 from evidence_service.api.errors import NotFound
 from tests.factories import (
@@ -113,6 +117,39 @@ def test_the_scope_read_in_one_statement_is_the_targets_and_the_context(world, d
         assert (found_case, found_profile) == expected
         assert (found_case.reference, found_profile.handle) == (expected[0].reference, expected[1].handle)
         assert found == context, (user, case, profile, at)
+
+
+def test_the_scope_is_read_and_used_only_inside_the_viewings_own_transaction(
+    alice, north_case, jane_profile, monkeypatch
+):
+    # The person's lock lasts as long as the transaction that took it: outside one, no time.
+    with monkeypatch.context() as outside:
+        outside.setattr(connection, "in_atomic_block", False)
+        with pytest.raises(RuntimeError):
+            viewing_scope(user=alice, case_id=north_case.pk, profile_id=jane_profile.pk, at=NOW)
+        with pytest.raises(RuntimeError):
+            viewing_context(
+                actor=alice, case=north_case, subject_id=jane_profile.subject_id, platform="instagram", at=NOW
+            )
+    case, profile, context = viewing_scope(user=alice, case_id=north_case.pk, profile_id=jane_profile.pk, at=NOW)
+    details = ViewingDetails(
+        case=case,
+        profile=profile,
+        purpose="locate_person",
+        justification="Checking the address",
+        access_method="council_overt_account",
+        interaction="none",
+        information_recorded="",
+        third_party_information="",
+    )
+    other_moment = dataclasses.replace(details, viewed_at=NOW - timedelta(days=1))
+    for stale, given in ((dataclasses.replace(context, transaction=0), details), (context, other_moment)):
+        # Read in another transaction (its lock gone), or for another moment.
+        with pytest.raises(ValueError), transaction.atomic():
+            viewing_log(ctx=AuditContext(actor=alice), details=given, context=stale)
+    assert not Viewing.objects.exists()
+    viewing = viewing_log(ctx=AuditContext(actor=alice), details=details, context=context)
+    assert list(Viewing.objects.values_list("pk", "viewed_at")) == [(viewing.pk, NOW)]
 
 
 def test_the_consent_found_is_the_newest_in_effect_for_the_platform(jane, alice, north_case):
