@@ -340,22 +340,31 @@ def _processes() -> dict[int, tuple[int, str, float]]:
     return found
 
 
-def cpu_by_part(roots: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds used so far by each part: the processes in ``roots`` and their
-    descendants, PostgreSQL's processes (all of them: the benchmark's own database is the
-    only busy one), and this client."""
+def cpu_by_part(roots: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far by each process of each part: the processes in ``roots``
+    and their descendants, PostgreSQL's processes (all of them: the benchmark's own database
+    is the only busy one), and this client."""
     processes = _processes()
     children: dict[int, list[int]] = defaultdict(list)
     for pid, (parent, _name, _cpu) in processes.items():
         children[parent].append(pid)
 
-    def tree(pid: int) -> float:
-        return processes.get(pid, (0, "", 0.0))[2] + sum(tree(child) for child in children[pid])
+    def tree(pid: int) -> list[int]:
+        return [pid, *(descendant for child in children[pid] for descendant in tree(child))] if pid in processes else []
 
-    used = {part: sum(tree(pid) for pid in pids) for part, pids in roots.items()}
-    used["postgres"] = sum(cpu for _parent, name, cpu in processes.values() if name.startswith("postgres"))
-    used["client"] = processes[os.getpid()][2]
-    return used
+    parts = {part: [pid for root in pids for pid in tree(root)] for part, pids in roots.items()}
+    parts["postgres"] = [pid for pid, (_parent, name, _cpu) in processes.items() if name.startswith("postgres")]
+    parts["client"] = [os.getpid()]
+    return {part: {pid: processes[pid][2] for pid in pids} for part, pids in parts.items()}
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each part used between two readings: by each process alive at the second
+    (a process that ended in between is not counted: its time is no longer readable)."""
+    return {
+        part: sum(cpu - before.get(part, {}).get(pid, 0.0) for pid, cpu in processes.items())
+        for part, processes in after.items()
+    }
 
 
 def combined(results: list[PhaseResult]) -> PhaseResult:
@@ -548,8 +557,7 @@ def main() -> None:
                             seconds=args.seconds / args.rounds if name != "mixed" else args.seconds,
                             warmup=args.warmup,
                         )
-                        after = cpu_by_part(roots)
-                        return result, {part: after[part] - before[part] for part in after}
+                        return result, cpu_used(before, cpu_by_part(roots))
 
                     results["mixed"], cpu = await measured("mixed", traffic.mixed, args.requests)
                     print_phase(results["mixed"], cpu, args.warmup)

@@ -68,6 +68,10 @@ class Look:
         return self.viewing.consent_id is not None or self.authorisation_in_force is not None
 
 
+#: Looks named one by one in a repeat-viewing explanation (the latest; the rest are counted).
+LISTED_LOOKS = 10
+
+
 def _when(moment: datetime) -> str:
     return timezone.localtime(moment).strftime("%-d %b %Y %H:%M")
 
@@ -146,7 +150,11 @@ def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding
     best = uncovered[start : end + 1]
     if len(best) < params["threshold"]:
         return None
-    listed = "; ".join(f"{_when(v.viewed_at)} by {_whose(v, viewing)}" for v in best)
+    # The latest looks, by whom and when; the counted ids keep every one of them.
+    shown = best[-LISTED_LOOKS:]
+    listed = "; ".join(f"{_when(v.viewed_at)} by {_whose(v, viewing)}" for v in shown)
+    if len(best) > len(shown):
+        listed = f"{len(best) - len(shown)} earlier, then {listed}"
     return Finding(
         rule=RuleCode.REPEAT_VIEWING,
         severity=severity,

@@ -3,6 +3,7 @@ the article and DOMAIN.md — a quick look, a second look a month later, a third
 colleague from another team, a look under a consent withdrawn yesterday, a friend request
 from a personal account."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -78,6 +79,16 @@ def test_a_second_look_within_28_days_is_flagged_and_routed(alice_client, north_
         and raised.payload["counted_viewing_ids"] == flag["counted_viewing_ids"]
     )
     assert Notification.objects.filter(recipient=olivia, flag=stored).count() == 1
+
+
+def test_a_long_run_of_looks_names_the_latest_and_counts_them_all(alice_client, north_case, jane_profile):
+    for half_days_ago in range(13, 0, -1):
+        look(alice_client, north_case, jane_profile, days_ago=half_days_ago / 2)
+    [flag] = look(alice_client, north_case, jane_profile)["flags"]
+    assert len(flag["counted_viewing_ids"]) == 14 and "look number 14" in flag["explanation"]
+    listed = re.search(r"\((\d+) earlier, then (.*?)\)\.", flag["explanation"])
+    assert listed.group(1) == "4" and len(listed.group(2).split("; ")) == 10
+    assert listed.group(2).endswith("by this look")
 
 
 def test_a_second_look_a_month_later_is_not_repeat_viewing(alice_client, north_case, jane_profile):
