@@ -67,16 +67,10 @@ _CASE_SUBJECT = CaseSubject._meta.db_table
 _AUTHORISATION_SUBJECTS = Subject.authorisations.through._meta.db_table
 
 
-def viewing_targets(*, user, case_id: int, profile_id: int) -> tuple[Case, Profile]:
-    """The case and the profile a practitioner is logging a viewing of, as ``case_get``
-    and ``profile_get`` would find them for a practitioner (their teams' cases, and
-    profiles of people linked to those cases); 404 naming the field otherwise. Other roles
-    find nothing: only practitioners log viewings."""
-    user_id = user.pk if getattr(user, "is_practitioner", False) else None
-    # One row whatever is found: each side is outer-joined, so a miss names its field.
-    ((case, profile),) = select_joined(
-        [(Case, "c"), (Profile, "profile")],
-        f"""FROM (SELECT 1 AS one) asked
+#: The case (``c``) and the profile (``profile``) a practitioner is logging a viewing of, each
+#: within their teams (parameters: case id, user id, profile id, user id). One row whatever
+#: is found: each side is outer-joined, so a miss names its field.
+_TARGETS = f"""FROM (SELECT 1 AS one) asked
             LEFT JOIN {Case._meta.db_table} c
                 ON c.id = %s AND c.team_id IN (SELECT team_id FROM {_MEMBERSHIP} WHERE user_id = %s)
             LEFT JOIN {Profile._meta.db_table} profile
@@ -84,7 +78,18 @@ def viewing_targets(*, user, case_id: int, profile_id: int) -> tuple[Case, Profi
                     SELECT link.subject_id FROM {_CASE_SUBJECT} link
                     JOIN {Case._meta.db_table} linked ON linked.id = link.case_id
                     JOIN {_MEMBERSHIP} member ON member.team_id = linked.team_id
-                    WHERE member.user_id = %s)""",
+                    WHERE member.user_id = %s)"""
+
+
+def viewing_targets(*, user, case_id: int, profile_id: int) -> tuple[Case, Profile]:
+    """The case and the profile a practitioner is logging a viewing of, as ``case_get``
+    and ``profile_get`` would find them for a practitioner (their teams' cases, and
+    profiles of people linked to those cases); 404 naming the field otherwise. Other roles
+    find nothing: only practitioners log viewings."""
+    user_id = user.pk if getattr(user, "is_practitioner", False) else None
+    ((case, profile),) = select_joined(
+        [(Case, "c"), (Profile, "profile")],
+        _TARGETS,
         [case_id, user_id, profile_id, user_id],
     )
     if case is None:
@@ -217,15 +222,7 @@ def viewing_scope(*, user, case_id: int, profile_id: int, at: datetime) -> tuple
     user_id = user.pk if getattr(user, "is_practitioner", False) else None
     rows = select_joined(
         [(Case, "c"), (Profile, "profile"), (Consent, "consent")],
-        f"""FROM (SELECT 1 AS one) asked
-            LEFT JOIN {Case._meta.db_table} c
-                ON c.id = %s AND c.team_id IN (SELECT team_id FROM {_MEMBERSHIP} WHERE user_id = %s)
-            LEFT JOIN {Profile._meta.db_table} profile
-                ON profile.id = %s AND profile.subject_id IN (
-                    SELECT link.subject_id FROM {_CASE_SUBJECT} link
-                    JOIN {Case._meta.db_table} linked ON linked.id = link.case_id
-                    JOIN {_MEMBERSHIP} member ON member.team_id = linked.team_id
-                    WHERE member.user_id = %s)
+        f"""{_TARGETS}
             {_lock("profile.subject_id")}
             {_context_joins("profile.subject_id")}
             ORDER BY consent.granted_at DESC, consent.id DESC""",
