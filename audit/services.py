@@ -77,16 +77,19 @@ def audit_record(
     subject_ids: Iterable[int] = (),
     payload: dict[str, Any] | None = None,
     target: Model | None = None,
+    alongside: Model | None = None,
 ) -> AuditEvent:
     """Append one event. Must run inside the transaction of the action it records.
     ``target``: a new row the event records the creation of, inserted with the event (one
-    statement on PostgreSQL); its key becomes the event's ``target_id``."""
+    statement on PostgreSQL); its key becomes the event's ``target_id``. ``alongside``: a
+    new row the action writes besides (the event names its target itself), inserted with
+    the event in the same way."""
     if not _ACTION.match(action):
         raise ValueError(f"audit action {action!r} is not of the form resource.verb")
     if outcome not in Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
-    if target is not None and target_id not in (None, ""):
-        raise ValueError("give the target or its id, not both")
+    if target is not None and (target_id not in (None, "") or alongside is not None):
+        raise ValueError("give the target or its id, not both, and no other row with a new target")
     actor = ctx.actor
     body = _storable(dict(payload or {}))
     if ctx.via != "api":
@@ -114,8 +117,8 @@ def audit_record(
             AuditSubjectLink,
             "subject_id",
             sorted({int(s) for s in subject_ids if s is not None}),
-            before=target,
-            key_into="target_id",
+            before=target if target is not None else alongside,
+            key_into="target_id" if target is not None else "",
         )
     _integrate_after_commit()
     return event

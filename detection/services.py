@@ -28,7 +28,7 @@ from detection.permissions import can_decide_flag, works_on_case
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
-from evidence_service.db import insert, select
+from evidence_service.db import select_joined
 
 # --- Routing ------------------------------------------------------------------------------------
 
@@ -80,35 +80,31 @@ def _explain(finding: Finding, officers: list[str], absorbed: bool) -> str:
     )
 
 
-def _open_flag(*, subject_id: int, rule: str) -> Flag | None:
-    """The open flag about this person for this rule (at most one: a partial unique index),
-    locked until the viewing's transaction ends. A plain statement: looks at a person who is
-    already flagged are added to the flag, so this runs for many viewings."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    found = select(
-        Flag,
-        "flag",
-        f"FROM {Flag._meta.db_table} flag WHERE flag.subject_id = %s AND flag.rule = %s AND flag.status = %s{lock}",
-        [subject_id, rule, FlagStatus.OPEN],
+def _open_flags(*, subject_id: int, rules: list[str]) -> dict[str, tuple[Flag, list[FlagRecipient]]]:
+    """The open flags about this person for these rules (at most one per rule: a partial
+    unique index), each with its recipients in the order they were routed, the flags locked
+    until the viewing's transaction ends. One plain statement for every rule that fired:
+    looks at a person who is already flagged are added to the flag, so this runs for many
+    viewings."""
+    if not rules:
+        return {}
+    lock = " FOR UPDATE OF flag" if connection.features.has_select_for_update_of else ""
+    rows = select_joined(
+        [(Flag, "flag"), (User, "officer")],
+        f"""FROM {Flag._meta.db_table} flag
+            LEFT JOIN {FlagRecipient._meta.db_table} recipient ON recipient.flag_id = flag.id
+            LEFT JOIN {User._meta.db_table} officer ON officer.id = recipient.officer_id
+            WHERE flag.subject_id = %s AND flag.status = %s AND flag.rule IN ({", ".join(["%s"] * len(rules))})
+            ORDER BY flag.id, recipient.id{lock}""",
+        [subject_id, FlagStatus.OPEN, *rules],
+        extra=("recipient.id", "recipient.reason"),
     )
-    return found[0] if found else None
-
-
-def _recipients(flag: Flag) -> list[FlagRecipient]:
-    """The flag's recipients in the order they were routed, each with its officer."""
-    officers = select(
-        User,
-        "officer",
-        f"""FROM {User._meta.db_table} officer JOIN {FlagRecipient._meta.db_table} recipient
-                ON recipient.officer_id = officer.id
-            WHERE recipient.flag_id = %s ORDER BY recipient.id""",
-        [flag.pk],
-        extra={"recipient_id": "recipient.id", "reason": "recipient.reason"},
-    )
-    return [
-        FlagRecipient(id=officer.recipient_id, flag=flag, officer=officer, reason=officer.reason)
-        for officer in officers
-    ]
+    found: dict[str, tuple[Flag, list[FlagRecipient]]] = {}
+    for flag, officer, recipient_id, reason in rows:
+        flag, recipients = found.setdefault(flag.rule, (flag, []))
+        if officer is not None:
+            recipients.append(FlagRecipient(id=recipient_id, flag=flag, officer=officer, reason=reason))
+    return found
 
 
 def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
@@ -117,8 +113,9 @@ def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
     flag._prefetched_objects_cache = {"recipients": recipients}
 
 
-def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding) -> RaisedFlag:
-    recipients = _recipients(flag)
+def _absorb(
+    *, ctx: AuditContext, flag: Flag, recipients: list[FlagRecipient], viewing: Viewing, finding: Finding
+) -> RaisedFlag:
     explanation = _explain(finding, [recipient.officer.username for recipient in recipients], absorbed=True)
     link = FlagViewing(
         flag=flag,
@@ -127,7 +124,7 @@ def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding
         counted_viewing_ids=finding.counted_viewing_ids,
         added_at=timezone.now(),
     )
-    insert(link)
+    # The link and its event are written together (one statement on PostgreSQL).
     audit_record(
         ctx=ctx,
         action="flag.absorb",
@@ -136,6 +133,7 @@ def _absorb(*, ctx: AuditContext, flag: Flag, viewing: Viewing, finding: Finding
         case_id=viewing.case_id,
         subject_ids=[viewing.subject_id],
         payload={"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": finding.counted_viewing_ids},
+        alongside=link,
     )
     _prefetched(flag, recipients)
     return RaisedFlag(flag=flag, absorbed=True, explanation=explanation, link=link)
@@ -219,19 +217,19 @@ def detection_evaluate_viewing(
     if policy is None:
         return []
     results = []
-    for finding in evaluate(viewing, policy.rules, coverage=coverage):
-        open_flag = _open_flag(subject_id=viewing.subject_id, rule=finding.rule)
-        if open_flag is None:
+    findings = evaluate(viewing, policy.rules, coverage=coverage)
+    open_flags = _open_flags(subject_id=viewing.subject_id, rules=[finding.rule for finding in findings])
+    for finding in findings:
+        if finding.rule not in open_flags:
             try:
                 with transaction.atomic():
                     results.append(_raise(ctx=ctx, viewing=viewing, finding=finding, policy=policy))
                 continue
             except IntegrityError:
                 # Another viewing of this person raised the same flag a moment ago: join it.
-                open_flag = Flag.objects.select_for_update().get(
-                    subject_id=viewing.subject_id, rule=finding.rule, status=FlagStatus.OPEN
-                )
-        results.append(_absorb(ctx=ctx, flag=open_flag, viewing=viewing, finding=finding))
+                open_flags.update(_open_flags(subject_id=viewing.subject_id, rules=[finding.rule]))
+        flag, recipients = open_flags[finding.rule]
+        results.append(_absorb(ctx=ctx, flag=flag, recipients=recipients, viewing=viewing, finding=finding))
     return results
 
 

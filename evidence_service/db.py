@@ -222,9 +222,9 @@ def insert_with_links(
     """Insert a new ``instance`` and, for each of ``values`` (integers), a ``link_model``
     row pointing at it through its foreign key and holding the value in ``link_field``
     (e.g. an audit event and the people it touched). ``before``, a new instance of another
-    model, is inserted first, and its primary key, as text, becomes ``instance``'s
-    ``key_into`` field (e.g. a viewing, then the audit event that records it). On
-    PostgreSQL one statement, whatever the number of links; elsewhere one ``insert`` each.
+    model, is inserted first; with ``key_into``, its primary key, as text, becomes
+    ``instance``'s ``key_into`` field (e.g. a viewing, then the audit event that records it).
+    On PostgreSQL one statement, whatever the number of links; elsewhere one ``insert`` each.
     The links' own keys are not read back."""
     model = type(instance)
     foreign_key = next(
@@ -237,7 +237,8 @@ def insert_with_links(
     if connection.vendor != "postgresql":
         if before is not None:
             insert(before)
-            setattr(instance, key_into, str(before.pk))
+            if key_into:
+                setattr(instance, key_into, str(before.pk))
         insert(instance)
         insert(*[link_model(**{foreign_key.attname: instance.pk, value_field.attname: value}) for value in values])
         return
@@ -249,7 +250,7 @@ def insert_with_links(
         parts.append(f"first AS ({before_sql})")
         params += [field.get_db_prep_save(field.pre_save(before, True), connection) for field in before_fields]
         # The first row's key, read from its RETURNING, in place of the field's parameter.
-        computed = {key_into: f"(SELECT {quote(type(before)._meta.pk.column)} FROM first)::text"}
+        computed = {key_into: f"(SELECT {quote(type(before)._meta.pk.column)} FROM first)::text"} if key_into else {}
     else:
         computed = {}
     sql, fields = _insert_statement(model, connection.vendor, 1, tuple(computed.items()))
@@ -277,7 +278,8 @@ def insert_with_links(
         before.pk = row[1]
         before._state.adding = False
         before._state.db = connection.alias
-        setattr(instance, key_into, str(before.pk))
+        if key_into:
+            setattr(instance, key_into, str(before.pk))
     instance.pk = row[0]
     instance._state.adding = False
     instance._state.db = connection.alias

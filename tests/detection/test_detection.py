@@ -429,3 +429,36 @@ def test_the_cost_of_logging_a_viewing_does_not_grow_with_the_history(
         + [viewing(p, timezone.now() - timedelta(hours=n)) for p in others for n in range(100)]
     )
     assert queries_to_log(kate) == before
+
+
+def test_a_look_joining_two_open_flags_costs_a_fixed_few_statements(
+    alice, client_for, north_case, jane_profile, officers
+):
+    """A look added to open flags reads the person's looks once and their open flags (with
+    recipients, locked) once, and writes each link with its audit event: on PostgreSQL one
+    statement each, however many looks and flags there already are."""
+    client = client_for(alice)
+    recorded = {"information_recorded": "Photo of the new address."}
+    kate = ProfileFactory(subject=CaseSubjectFactory(case=north_case, subject__display_name="Kate").subject)
+    ConsentFactory(subject=kate.subject, scope=["all"], granted_at=timezone.now() - timedelta(days=30))
+
+    def statements(profile, **overrides):
+        with CaptureQueriesContext(connection) as captured:
+            body = look(client, north_case, profile, **overrides)
+        return len(captured), body
+
+    covered, body = statements(kate)
+    assert body["flags"] == []
+    for days_ago in (3, 2):
+        look(client, north_case, jane_profile, days_ago=days_ago, **recorded)
+    assert Flag.objects.filter(status="open").count() == 2
+    absorbing, body = statements(jane_profile, **recorded)
+    assert rules_of(body) == ["REPEAT_VIEWING", "SYSTEMATIC_RECORDING"]
+    assert all(flag["absorbed"] for flag in body["flags"])
+    absorbed = AuditEvent.objects.filter(action="flag.absorb", payload__viewing_id=body["id"])
+    links = FlagViewing.objects.filter(viewing_id=body["id"])
+    assert sorted(int(event.target_id) for event in absorbed) == sorted(link.flag_id for link in links)
+    assert links.count() == 2 and all(link.flag.status == "open" for link in links)
+    # Looks read, open flags read, then per flag its link and event (elsewhere: link, event,
+    # the event's subject link).
+    assert absorbing - covered == (4 if connection.vendor == "postgresql" else 8)

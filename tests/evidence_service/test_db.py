@@ -125,3 +125,21 @@ def test_a_row_and_the_event_recording_it_go_in_together(people, alice, django_a
     assert stored.target_id == event.target_id == str(person.pk)
     assert type(person).objects.get(pk=person.pk).display_name == person.display_name
     assert list(stored.subject_links.order_by("id").values_list("subject_id", flat=True)) == subjects
+
+
+def test_a_row_written_alongside_an_event_keeps_the_event_target(alice, django_assert_max_num_queries):
+    person = SubjectFactory.build(created_by=alice)
+    person.created_at = timezone.now()
+    event = AuditEvent(
+        occurred_at=timezone.now(),
+        action="flag.absorb",
+        target_type="flag",
+        target_id="42",
+        outcome="success",
+        commitment_salt=b"s" * 16,
+    )
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 3):
+        insert_with_links(event, AuditSubjectLink, "subject_id", [7], before=person)
+    assert person.pk is not None and event.pk is not None
+    assert AuditEvent.objects.get(pk=event.pk).target_id == event.target_id == "42"
+    assert type(person).objects.filter(pk=person.pk).exists()
