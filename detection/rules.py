@@ -144,8 +144,15 @@ def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding
     if look.consent_or_authorisation:
         return None
     window = timedelta(days=params["window_days"])
-    uncovered = [other for other in _looks_around(viewing, window) if other.pk == viewing.pk or not look.covered(other)]
-    this = next(position for position, other in enumerate(uncovered) if other.pk == viewing.pk)
+    this_pk = viewing.pk
+    looks = _looks_around(viewing, window)
+    # The looks read are those no consent covered; with no authorisation around, none is covered.
+    uncovered = (
+        [other for other in looks if other.pk == this_pk or not look.covered(other)]
+        if look.coverage.authorisations
+        else looks
+    )
+    this = next(position for position, other in enumerate(uncovered) if other.pk == this_pk)
     start, end = longest_run([other.viewed_at for other in uncovered], this, window)
     best = uncovered[start : end + 1]
     if len(best) < params["threshold"]:

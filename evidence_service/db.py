@@ -14,7 +14,10 @@ the difference. So:
   statement again and again is most of the database's work for a viewing (the ORM's own
   cursor binds on the client, so nothing it sends is prepared). Behind a connection pooler
   that does not keep sessions (PgBouncer in transaction mode), set
-  ``DATABASE_PREPARED_STATEMENTS=0``.
+  ``DATABASE_PREPARED_STATEMENTS=0``. Its timestamps are read by psycopg's own loader
+  (compiled, with psycopg's binary package) rather than the pure-Python one Django puts in
+  its place, when the two give the same values: the session's time zone is the one Django
+  uses (UTC). Reading a person's recent looks reads a timestamp per look.
 """
 
 from __future__ import annotations
@@ -34,8 +37,13 @@ PREPARE_AFTER = 1
 def cursor() -> Iterator:
     """A cursor on the default connection, wrapped as Django wraps its own (so query
     logging and execute wrappers see every statement)."""
-    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+    if connection.vendor != "postgresql":
         with connection.cursor() as plain:
+            yield plain
+        return
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        with connection.cursor() as plain:
+            _psycopg_timestamps(plain.cursor)
             yield plain
         return
     from django.db.backends.postgresql.base import ServerBindingCursor
@@ -49,9 +57,34 @@ def cursor() -> Iterator:
     if raw_connection.prepare_threshold is None:  # Django turns preparing off; these statements may
         raw_connection.prepare_threshold = PREPARE_AFTER
     bound = ServerBindingCursor(raw_connection)
+    _psycopg_timestamps(bound)
     wrapped = connection.make_debug_cursor(bound) if connection.queries_logged else connection.make_cursor(bound)
     with wrapped:
         yield wrapped
+
+
+def _psycopg_timestamps(db_cursor) -> None:
+    """Read ``timestamptz`` values on ``db_cursor`` with psycopg's default loader when it
+    gives what Django's would: aware datetimes in UTC (``datetime.timezone.utc``). Django
+    replaces it on every connection with a Python subclass, in order to set the time zone
+    of Django's connection; with the session in that time zone already, the values are the
+    same, read several times faster."""
+    from psycopg.pq import Format
+
+    raw_connection = db_cursor.connection
+    same = getattr(raw_connection, "ces_session_in_django_zone", None)
+    if same is None:
+        same = settings.USE_TZ and raw_connection.info.timezone == connection.timezone
+        raw_connection.ces_session_in_django_zone = same
+    if same:
+        db_cursor.adapters.register_loader("timestamptz", _default_loader("timestamptz", Format.TEXT))
+
+
+@cache
+def _default_loader(type_name: str, format):
+    import psycopg
+
+    return psycopg.adapters.get_loader(psycopg.adapters.types[type_name].oid, format)
 
 
 @cache

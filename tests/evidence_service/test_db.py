@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink
 from cases.models import Consent
-from evidence_service.db import _batches, insert, insert_with_links, select, select_joined
+from evidence_service.db import _batches, cursor, insert, insert_with_links, select, select_joined
 from tests.factories import ConsentFactory, SubjectFactory
 
 
@@ -71,6 +71,28 @@ def test_on_postgresql_the_statements_are_prepared_once_per_connection(_postgres
     for _ in range(3):
         select(type(jane), "s2", "FROM cases_subject s2 WHERE s2.id = %s", [jane.pk])
     assert prepared() == before + 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("prepared", [True, False])
+def test_on_postgresql_timestamps_are_read_by_psycopg_as_django_would(_postgres_only, jane, settings, prepared):
+    import datetime
+
+    import psycopg
+    from psycopg.pq import Format
+
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    oid = psycopg.adapters.types["timestamptz"].oid
+    with cursor() as db:
+        # psycopg's own loader (compiled, with its binary package), not Django's Python one.
+        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg.adapters.get_loader(oid, Format.TEXT)
+    made = ConsentFactory(subject=jane, expires_at=timezone.now() + timedelta(days=3, microseconds=7))
+    (found,) = select(Consent, "c", "FROM cases_consent c WHERE c.id = %s", [made.pk])
+    orm = Consent.objects.get(pk=made.pk)
+    for name in ("granted_at", "expires_at", "recorded_at"):
+        value = getattr(found, name)
+        assert value == getattr(orm, name) and value.tzinfo is datetime.UTC, name
+        assert value.isoformat() == getattr(orm, name).isoformat()
 
 
 def test_many_rows_go_in_batches_that_stay_under_the_parameter_limit(jane, alice, django_assert_max_num_queries):
