@@ -583,19 +583,25 @@ def main() -> None:
                         print("  ratio in each round: " + ", ".join(f"{ratio:.2f}" for ratio in each))
                     viewing, floor = results["viewing"], results["floor"]
                     viewing_p99 = percentile(viewing.latencies.get("POST /viewings/", [float("nan")]), 0.99)
+                    floor_p99 = percentile(floor.latencies.get("POST /bench/floor/viewings/", [float("nan")]), 0.99)
                     ratio = viewing.rate() / floor.rate() if floor.rate() else float("nan")
                     print(
                         f"  -> logging a viewing: {viewing.rate():.1f}/s vs floor {floor.rate():.1f}/s: "
                         f"ratio {ratio:.2f} (target >= 0.6); p99 {viewing_p99 * 1000:.1f} ms"
                         + (" (target < 50 ms)" if concurrency == 8 else "")
                     )
-                    summary.append((concurrency, viewing.rate(), floor.rate(), ratio, viewing_p99))
+                    summary.append((concurrency, viewing.rate(), floor.rate(), ratio, viewing_p99, floor_p99))
 
         asyncio.run(levels())
         counts = result_of(manage(env, "shell", "-v", "0", "-c", COUNTS))
-        print("\nsummary: concurrency, viewings/s, floor/s, ratio, viewing p99 ms")
-        for concurrency, rate, floor_rate, ratio, p99 in summary:
-            print(f"  {concurrency:3d}  {rate:8.1f}  {floor_rate:8.1f}  {ratio:5.2f}  {p99 * 1000:6.1f}")
+        # The floor's p99 in the same run says how fast the machine is: the 50 ms target is set
+        # for one where it is about 17 ms at concurrency 8.
+        print("\nsummary: concurrency, viewings/s, floor/s, ratio, viewing p99 ms, floor p99 ms")
+        for concurrency, rate, floor_rate, ratio, p99, floor_p99 in summary:
+            print(
+                f"  {concurrency:3d}  {rate:8.1f}  {floor_rate:8.1f}  {ratio:5.2f}  {p99 * 1000:6.1f}  "
+                f"{floor_p99 * 1000:6.1f}"
+            )
         print(f"rows written: {json.dumps(counts)}")
         errors = server_log.read_text().count("Traceback")
         if errors:

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Benchmark: the CPU one request costs, in this process (Python) and in its PostgreSQL
+backend, without HTTP, a load client or other processes sharing the cores: the floor
+against logging a viewing, for a consented look and for looks joining open flags.
+
+    .venv/bin/python bench/request_cost.py [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+                                           [--looks 80] [--requests 100] [--rounds 3]
+
+In a throwaway database it seeds a team, a case and 20 people with consent and 20 without,
+each of those with LOOKS unconsented looks within the detection window and open flags; then,
+in ROUNDS turns, sends REQUESTS of each kind through Django's test client with token
+authentication (``POST /bench/floor/viewings/`` and ``POST /api/v1/viewings/``):
+
+  floor      the bare insert (bench/floor.py);
+  consented  a look at a person with consent (no rule fires);
+  one flag   a look at a person without consent, joining the open repeat-viewing flag;
+  two flags  the same with information recorded, joining that flag and the
+             systematic-recording one.
+
+It prints, per kind, the median over the rounds of this process's CPU time per request and
+of the PostgreSQL backend's (read from /proc; clock ticks of 10 ms over REQUESTS requests),
+and the ratio of each to the floor. With Redis given, sequencing is left to a Celery beat
+that is not running, as in production; without it, each request sequences after commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.livedb import live_database  # noqa: E402
+
+PEOPLE = 20
+
+
+def backend_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="'' for the embedded default")
+    parser.add_argument("--looks", type=int, default=80, help="earlier unconsented looks per person")
+    parser.add_argument("--requests", type=int, default=100, help="per kind and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, live_database(args.database_url, Path(tmp), prefix="bench_cost") as env:
+        os.environ.update(env)
+        os.environ.update({"REDIS_URL": args.redis_url, "ALLOWED_HOSTS": "testserver", "BENCH_FLOOR_ENDPOINT": "1"})
+        import django
+
+        django.setup()
+        from django.db import connection
+        from django.test import Client
+        from django.utils import timezone
+
+        from accounts.models import ApiToken, Role, Team, User, hash_token
+        from bench.floor import CREATE_TABLE
+        from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
+
+        team = Team.objects.create(name="North")
+        alice = User.objects.create_user("alice", role=Role.PRACTITIONER)
+        bob = User.objects.create_user("bob", role=Role.PRACTITIONER)
+        for user in (alice, bob):
+            user.teams.add(team)
+        for n in range(2):
+            User.objects.create_user(f"officer{n}", role=Role.RIPA_OFFICER, email=f"officer{n}@council.example")
+        case = Case.objects.create(reference="N-1", title="A family", team=team, created_by=alice)
+        profiles: dict[str, list[Profile]] = {"consented": [], "unconsented": []}
+        for n in range(PEOPLE):
+            for kind in profiles:
+                person = Subject.objects.create(display_name=f"{kind} {n}", created_by=alice)
+                CaseSubject.objects.create(case=case, subject=person, relationship="service_user", linked_by=alice)
+                handle = f"{kind}.{n}"
+                profile = Profile.objects.create(
+                    subject=person,
+                    platform="instagram",
+                    handle=handle,
+                    url=f"https://www.instagram.com/{handle}/",
+                    created_by=alice,
+                )
+                if kind == "consented":
+                    Consent.objects.create(
+                        subject=person,
+                        scope=["all"],
+                        granted_at=timezone.now() - timedelta(days=30),
+                        evidence="Signed form on file",
+                        recorded_by=alice,
+                    )
+                profiles[kind].append(profile)
+        now = timezone.now()
+        Viewing.objects.bulk_create(
+            Viewing(
+                case=case,
+                profile=profile,
+                subject_id=profile.subject_id,
+                practitioner=bob,
+                viewed_at=now - timedelta(hours=1 + look * 20 * 24 / max(args.looks, 1)),
+                recorded_at=now,
+                purpose="risk_assessment",
+                justification="Earlier look",
+                access_method="logged_out_public",
+                interaction="none",
+            )
+            for profile in profiles["unconsented"]
+            for look in range(args.looks)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(CREATE_TABLE)
+        raw = "bench-" + os.urandom(24).hex()
+        ApiToken.objects.create(user=alice, key_hash=hash_token(raw), expires_at=now + timedelta(hours=6))
+        client = Client(HTTP_AUTHORIZATION=f"Token {raw}")
+
+        def send(profile: Profile, information: str = "", path: str = "/api/v1/viewings/") -> None:
+            body = {
+                "case": case.pk,
+                "profile": profile.pk,
+                "purpose": "safeguarding_assessment",
+                "justification": "Checking whether the child is still living with the grandmother, as reported.",
+                "access_method": "council_overt_account",
+                "interaction": "none",
+                "information_recorded": information,
+                "third_party_information": "",
+            }
+            response = client.post(path, json.dumps(body), content_type="application/json")
+            if response.status_code != 201:
+                raise SystemExit(f"{path} answered {response.status_code}: {response.content[:500]!r}")
+
+        kinds = {
+            "floor": lambda n: send(profiles["consented"][n % PEOPLE], path="/bench/floor/viewings/"),
+            "consented": lambda n: send(profiles["consented"][n % PEOPLE]),
+            "one flag": lambda n: send(profiles["unconsented"][n % PEOPLE]),
+            "two flags": lambda n: send(profiles["unconsented"][n % PEOPLE], "Photo of the street, 3 days ago."),
+        }
+        # Raise both flags for everyone without consent, and warm every path up.
+        for n in range(PEOPLE):
+            kinds["two flags"](n)
+        for send_one in kinds.values():
+            for n in range(20):
+                send_one(n)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+
+        python: dict[str, list[float]] = {kind: [] for kind in kinds}
+        database: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _round in range(args.rounds):
+            for kind, send_one in kinds.items():
+                started, started_db = time.process_time(), backend_cpu(backend)
+                for n in range(args.requests):
+                    send_one(n)
+                python[kind].append((time.process_time() - started) / args.requests * 1000)
+                database[kind].append((backend_cpu(backend) - started_db) / args.requests * 1000)
+
+        print(
+            f"CPU per request, in process (Python) and in PostgreSQL; median of {args.rounds} rounds of "
+            f"{args.requests}; {args.looks} earlier unconsented looks per flagged person"
+        )
+        floor_python, floor_database = (statistics.median(python["floor"]), statistics.median(database["floor"]))
+        for kind in kinds:
+            py, db = statistics.median(python[kind]), statistics.median(database[kind])
+            print(
+                f"  {kind:10s}  Python {py:6.2f} ms ({py / floor_python:4.2f}x floor)   "
+                f"PostgreSQL {db:5.2f} ms ({db / floor_database if floor_database else float('nan'):4.2f}x floor)"
+            )
+
+
+if __name__ == "__main__":
+    main()
