@@ -227,7 +227,11 @@ def detection_evaluate_viewing(
                 continue
             except IntegrityError:
                 # Another viewing of this person raised the same flag a moment ago: join it.
-                open_flags.update(_open_flags(subject_id=viewing.subject_id, rules=[finding.rule]))
+                # If there is no such flag, the error was something else: let it through.
+                raced = _open_flags(subject_id=viewing.subject_id, rules=[finding.rule])
+                if finding.rule not in raced:
+                    raise
+                open_flags.update(raced)
         flag, recipients = open_flags[finding.rule]
         results.append(_absorb(ctx=ctx, flag=flag, recipients=recipients, viewing=viewing, finding=finding))
     return results
@@ -267,7 +271,7 @@ def draft_application(flag: Flag) -> dict[str, Any]:
 def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) -> Decision:
     """Record an officer's decision on a flag. Only an officer it was routed to, who does
     not work on the case, may decide; a flag is decided once."""
-    flag = Flag.objects.select_for_update().select_related("case").get(pk=flag.pk)
+    flag = Flag.objects.select_for_update(of=("self",)).select_related("case").get(pk=flag.pk)
     officer = ctx.actor
     if flag.status != FlagStatus.OPEN:
         raise Conflict(

@@ -71,12 +71,9 @@ def _psycopg_timestamps(db_cursor) -> None:
     same, read several times faster."""
     from psycopg.pq import Format
 
-    raw_connection = db_cursor.connection
-    same = getattr(raw_connection, "ces_session_in_django_zone", None)
-    if same is None:
-        same = settings.USE_TZ and raw_connection.info.timezone == connection.timezone
-        raw_connection.ces_session_in_django_zone = same
-    if same:
+    # Checked for each cursor (a microsecond or two): the session's time zone can change
+    # (SET TIME ZONE), and so can Django's (settings changed in tests, a connection reused).
+    if settings.USE_TZ and db_cursor.connection.info.timezone == connection.timezone:
         db_cursor.adapters.register_loader("timestamptz", _default_loader("timestamptz", Format.TEXT))
 
 

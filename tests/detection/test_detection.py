@@ -260,6 +260,22 @@ def test_the_routed_officer_decides_once(flag, olivia, client_for, alice):
     assert again.status_code == 409 and again.json()["current_status"] == "decided"
 
 
+@pytest.mark.postgres
+def test_deciding_a_flag_locks_the_flag_and_not_its_case(_postgres_only, flag, olivia, client_for):
+    """Practitioners keep logging looks on the case (which read it) while an officer decides."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client_for(olivia).post(
+            f"/api/v1/flags/{flag.pk}/decide/",
+            {"outcome": "no_authorisation_needed", "reasoning": "One look to find the mother."},
+            format="json",
+        )
+    assert response.status_code == 200
+    # (Statements bound on the server, evidence_service.db.cursor, are logged without their text.)
+    statements = [query["sql"] or "" for query in captured]
+    [locking] = [sql for sql in statements if "FOR UPDATE" in sql and "detection_flag" in sql]
+    assert locking.endswith('FOR UPDATE OF "detection_flag"'), locking
+
+
 def test_authorisation_required_offers_a_draft_application(flag, olivia, client_for):
     response = client_for(olivia).post(
         f"/api/v1/flags/{flag.pk}/decide/",
@@ -429,6 +445,66 @@ def test_the_cost_of_logging_a_viewing_does_not_grow_with_the_history(
         + [viewing(p, timezone.now() - timedelta(hours=n)) for p in others for n in range(100)]
     )
     assert queries_to_log(kate) == before
+
+
+def test_a_look_that_loses_the_race_to_raise_a_flag_joins_the_one_raised(
+    alice_client, north_case, jane_profile, monkeypatch
+):
+    """Two looks at one person at once: both read no open flag, one raises it, the other's
+    insert meets the one-open-flag constraint and joins that flag instead."""
+    from detection import services
+
+    look(alice_client, north_case, jane_profile, days_ago=3)
+    second = look(alice_client, north_case, jane_profile, days_ago=2)
+    [flag_id] = [flag["id"] for flag in second["flags"]]
+    real, calls = services._open_flags, []
+
+    def read_before_the_other_look_committed(**kwargs):
+        calls.append(kwargs["rules"])
+        return {} if len(calls) == 1 else real(**kwargs)
+
+    monkeypatch.setattr(services, "_open_flags", read_before_the_other_look_committed)
+    third = look(alice_client, north_case, jane_profile)
+    assert calls == [["REPEAT_VIEWING"], ["REPEAT_VIEWING"]]
+    [joined] = third["flags"]
+    assert joined["id"] == flag_id and joined["absorbed"] is True
+    assert Flag.objects.filter(status="open").count() == 1
+    assert FlagViewing.objects.filter(flag_id=flag_id, viewing_id=third["id"]).exists()
+    assert AuditEvent.objects.filter(action="flag.absorb", target_id=str(flag_id)).count() == 1
+
+
+def test_a_database_error_raising_a_flag_that_is_no_race_fails_the_look(
+    alice_client, north_case, jane_profile, monkeypatch, caplog
+):
+    from django.db import IntegrityError
+
+    from detection import services
+
+    look(alice_client, north_case, jane_profile, days_ago=3)
+    viewings, events = Viewing.objects.count(), AuditEvent.objects.count()
+
+    def broken(**kwargs):
+        raise IntegrityError("some other constraint")
+
+    monkeypatch.setattr(services, "_raise", broken)
+    response = alice_client.post(
+        "/api/v1/viewings/",
+        {
+            "case": north_case.pk,
+            "profile": jane_profile.pk,
+            "purpose": "safeguarding_assessment",
+            "justification": "Checking again.",
+            "access_method": "logged_out_public",
+            "interaction": "none",
+            "information_recorded": "",
+            "third_party_information": "",
+            "viewed_at": timezone.now().isoformat(),
+        },
+        format="json",
+    )
+    assert response.status_code == 500 and response.json()["code"] == "server_error"
+    assert [record.exc_info[0] for record in caplog.records if record.exc_info] == [IntegrityError]
+    assert Viewing.objects.count() == viewings and AuditEvent.objects.count() == events  # nothing half-written
 
 
 def test_a_look_joining_two_open_flags_costs_a_fixed_few_statements(

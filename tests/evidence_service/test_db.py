@@ -95,6 +95,41 @@ def test_on_postgresql_timestamps_are_read_by_psycopg_as_django_would(_postgres_
         assert value.isoformat() == getattr(orm, name).isoformat()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("prepared", [True, False])
+def test_django_s_timestamp_loader_is_kept_when_the_session_is_in_another_zone(_postgres_only, settings, prepared):
+    import psycopg
+    from psycopg.pq import Format
+
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    oid = psycopg.adapters.types["timestamptz"].oid
+    psycopg_own = psycopg.adapters.get_loader(oid, Format.TEXT)
+    with cursor() as db:
+        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg_own
+        db.execute("SET LOCAL TIME ZONE 'Europe/London'")  # until the test's transaction ends
+    with cursor() as db:  # the same connection, its session now in another zone
+        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is not psycopg_own
+        db.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
+        (value,) = db.fetchone()
+    with connection.cursor() as orm:
+        orm.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
+        assert orm.fetchone() == (value,)  # as the ORM reads it, whatever that is
+
+
+@pytest.mark.postgres
+def test_django_s_timestamp_loader_is_kept_without_time_zone_support(_postgres_only, settings):
+    import psycopg
+    from psycopg.pq import Format
+
+    oid = psycopg.adapters.types["timestamptz"].oid
+    psycopg_own = psycopg.adapters.get_loader(oid, Format.TEXT)
+    with cursor() as db:
+        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg_own
+    settings.USE_TZ = False
+    with cursor() as db:
+        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is not psycopg_own
+
+
 def test_many_rows_go_in_batches_that_stay_under_the_parameter_limit(jane, alice, django_assert_max_num_queries):
     event = AuditEvent(
         occurred_at=timezone.now(), action="authorisation.central_record", outcome="success", commitment_salt=b"s" * 16
@@ -165,3 +200,37 @@ def test_a_row_written_alongside_an_event_keeps_the_event_target(alice, django_a
     assert person.pk is not None and event.pk is not None
     assert AuditEvent.objects.get(pk=event.pk).target_id == event.target_id == "42"
     assert type(person).objects.filter(pk=person.pk).exists()
+
+
+def test_an_event_recorded_alongside_a_new_row_names_its_own_target(alice, django_assert_max_num_queries):
+    from audit.services import AuditContext, audit_record
+
+    person = SubjectFactory.build(created_by=alice)
+    person.created_at = timezone.now()
+    events_before = AuditEvent.objects.count()
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 3):
+        event = audit_record(
+            ctx=AuditContext(actor=alice),
+            action="flag.absorb",
+            target_type="flag",
+            target_id="flag-42",
+            subject_ids=[9],
+            alongside=person,
+        )
+    assert person.pk is not None and type(person).objects.filter(pk=person.pk).exists()
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.target_type, stored.target_id) == ("flag", "flag-42")  # not the new row's key
+    assert list(stored.subject_links.values_list("subject_id", flat=True)) == [9]
+    assert AuditEvent.objects.count() == events_before + 1
+
+
+def test_an_event_takes_a_new_target_or_a_row_alongside_not_both(alice):
+    from audit.services import AuditContext, audit_record
+
+    first, second = (SubjectFactory.build(created_by=alice) for _ in range(2))
+    events_before = AuditEvent.objects.count()
+    with pytest.raises(ValueError, match="not both"):
+        audit_record(ctx=AuditContext(actor=alice), action="subject.create", target=first, alongside=second)
+    with pytest.raises(ValueError, match="not both"):
+        audit_record(ctx=AuditContext(actor=alice), action="subject.create", target=first, target_id="7")
+    assert AuditEvent.objects.count() == events_before and first.pk is None and second.pk is None
