@@ -132,7 +132,8 @@ def _storable(value: Any) -> Any:
     if isinstance(value, dict):
         return {_storable(str(key)): _storable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_storable(item) for item in value]
+        # Lists of ids (a flag's counted looks, a hundred or more) are the common case.
+        return [item if type(item) is int else _storable(item) for item in value]
     return value
 
 

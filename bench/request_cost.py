@@ -18,14 +18,17 @@ authentication (``POST /bench/floor/viewings/`` and ``POST /api/v1/viewings/``):
              systematic-recording one.
 
 It prints, per kind, the median over the rounds of this process's CPU time per request and
-of the PostgreSQL backend's (read from /proc; clock ticks of 10 ms over REQUESTS requests),
-and the ratio of each to the floor. With Redis given, sequencing is left to a Celery beat
+of the PostgreSQL backend's (read from /proc/PID/schedstat, in nanoseconds; PostgreSQL must
+run on this machine), and the ratio of each to the floor. The kinds take turns, in reverse
+order every other round; the flagged people's looks grow as the rounds add to them, and the
+script prints how many they had at the start and at the end. With Redis given, sequencing is left to a Celery beat
 that is not running, as in production; without it, each request sequences after commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -43,8 +46,19 @@ PEOPLE = 20
 
 
 def backend_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Seconds the process has run on a CPU (the scheduler's own count, in nanoseconds)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+def local_backend(pid: int) -> int:
+    """``pid``, checked to be a PostgreSQL process on this machine."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        name = ""
+    if name != "postgres":
+        raise SystemExit(f"PostgreSQL's backend {pid} is not a postgres process on this machine ({name!r})")
+    return pid
 
 
 def main() -> None:
@@ -150,14 +164,24 @@ def main() -> None:
         for send_one in kinds.values():
             for n in range(20):
                 send_one(n)
+        # As evidence_service/wsgi.py does in a server's worker once the app is loaded.
+        gc.collect()
+        gc.freeze()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
-            backend = cursor.fetchone()[0]
+            backend = local_backend(cursor.fetchone()[0])
+
+        def looks_per_flagged_person() -> float:
+            flagged = [profile.pk for profile in profiles["unconsented"]]
+            return Viewing.objects.filter(profile_id__in=flagged).count() / PEOPLE
+
+        looks_at_start = looks_per_flagged_person()
 
         python: dict[str, list[float]] = {kind: [] for kind in kinds}
         database: dict[str, list[float]] = {kind: [] for kind in kinds}
-        for _round in range(args.rounds):
-            for kind, send_one in kinds.items():
+        for round_number in range(args.rounds):
+            order = list(kinds.items())
+            for kind, send_one in order if round_number % 2 == 0 else reversed(order):
                 started, started_db = time.process_time(), backend_cpu(backend)
                 for n in range(args.requests):
                     send_one(n)
@@ -166,7 +190,8 @@ def main() -> None:
 
         print(
             f"CPU per request, in process (Python) and in PostgreSQL; median of {args.rounds} rounds of "
-            f"{args.requests}; {args.looks} earlier unconsented looks per flagged person"
+            f"{args.requests}; unconsented looks per flagged person: {looks_at_start:.0f} at the start, "
+            f"{looks_per_flagged_person():.0f} at the end"
         )
         floor_python, floor_database = (statistics.median(python["floor"]), statistics.median(database["floor"]))
         for kind in kinds:

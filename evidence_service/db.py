@@ -71,9 +71,15 @@ def _psycopg_timestamps(db_cursor) -> None:
     same, read several times faster."""
     from psycopg.pq import Format
 
-    # Checked for each cursor (a microsecond or two): the session's time zone can change
-    # (SET TIME ZONE), and so can Django's (settings changed in tests, a connection reused).
-    if settings.USE_TZ and db_cursor.connection.info.timezone == connection.timezone:
+    # The session's time zone can change (SET TIME ZONE), and so can Django's (settings
+    # changed in tests): the answer is kept on the connection against both, as they were.
+    raw_connection = db_cursor.connection
+    key = (raw_connection.pgconn.parameter_status(b"TimeZone"), connection.timezone)
+    known = getattr(raw_connection, "ces_timestamps_as_django", None)
+    if known is None or known[0] != key:
+        known = (key, settings.USE_TZ and raw_connection.info.timezone == connection.timezone)
+        raw_connection.ces_timestamps_as_django = known
+    if known[1]:
         db_cursor.adapters.register_loader("timestamptz", _default_loader("timestamptz", Format.TEXT))
 
 
