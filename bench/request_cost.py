@@ -164,7 +164,7 @@ def main() -> None:
         for send_one in kinds.values():
             for n in range(20):
                 send_one(n)
-        # As evidence_service/wsgi.py does in a server's worker once the app is loaded.
+        # As a gunicorn worker does once the app is loaded (gunicorn.conf.py).
         gc.collect()
         gc.freeze()
         with connection.cursor() as cursor:

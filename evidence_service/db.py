@@ -57,30 +57,32 @@ def cursor() -> Iterator:
     if raw_connection.prepare_threshold is None:  # Django turns preparing off; these statements may
         raw_connection.prepare_threshold = PREPARE_AFTER
     bound = ServerBindingCursor(raw_connection)
-    _psycopg_timestamps(bound)
+    _psycopg_timestamps(bound, built_here=True)
     wrapped = connection.make_debug_cursor(bound) if connection.queries_logged else connection.make_cursor(bound)
     with wrapped:
         yield wrapped
 
 
-def _psycopg_timestamps(db_cursor) -> None:
+def _psycopg_timestamps(db_cursor, *, built_here: bool = False) -> None:
     """Read ``timestamptz`` values on ``db_cursor`` with psycopg's default loader when it
     gives what Django's would: aware datetimes in UTC (``datetime.timezone.utc``). Django
     replaces it on every connection with a Python subclass, in order to set the time zone
     of Django's connection; with the session in that time zone already, the values are the
-    same, read several times faster."""
+    same, read several times faster. Otherwise Django's loader stays: for a cursor
+    ``built_here`` (not by Django's ``create_cursor``), set up as Django sets up its own.
+    Checked for each cursor, as the session's time zone (SET TIME ZONE) and Django's
+    (settings changed in tests) can change: reading the session's is a libpq lookup."""
     from psycopg.pq import Format
 
-    # The session's time zone can change (SET TIME ZONE), and so can Django's (settings
-    # changed in tests): the answer is kept on the connection against both, as they were.
     raw_connection = db_cursor.connection
-    key = (raw_connection.pgconn.parameter_status(b"TimeZone"), connection.timezone)
-    known = getattr(raw_connection, "ces_timestamps_as_django", None)
-    if known is None or known[0] != key:
-        known = (key, settings.USE_TZ and raw_connection.info.timezone == connection.timezone)
-        raw_connection.ces_timestamps_as_django = known
-    if known[1]:
+    if settings.USE_TZ and raw_connection.info.timezone == connection.timezone:
         db_cursor.adapters.register_loader("timestamptz", _default_loader("timestamptz", Format.TEXT))
+    elif built_here:
+        from django.db.backends.postgresql.psycopg_any import register_tzloader
+
+        loader = raw_connection.adapters.get_loader(raw_connection.adapters.types["timestamptz"].oid, Format.TEXT)
+        if connection.timezone != getattr(loader, "timezone", None):
+            register_tzloader(connection.timezone, db_cursor)
 
 
 @cache

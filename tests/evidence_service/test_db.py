@@ -113,14 +113,19 @@ def test_django_s_timestamp_loader_is_kept_when_the_session_is_in_another_zone(_
         (value,) = db.fetchone()
     with connection.cursor() as orm:
         orm.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
-        assert orm.fetchone() == (value,)  # as the ORM reads it, whatever that is
+        (read_by_orm,) = orm.fetchone()
+    # As the ORM reads it, whatever that is (instant and zone: aware datetimes in different
+    # zones compare equal).
+    assert value.isoformat() == read_by_orm.isoformat()
 
 
 @pytest.mark.postgres
-def test_django_s_timestamp_loader_is_kept_without_time_zone_support(_postgres_only, settings):
+@pytest.mark.parametrize("prepared", [True, False])
+def test_django_s_timestamp_loader_is_kept_without_time_zone_support(_postgres_only, settings, prepared):
     import psycopg
     from psycopg.pq import Format
 
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
     oid = psycopg.adapters.types["timestamptz"].oid
     psycopg_own = psycopg.adapters.get_loader(oid, Format.TEXT)
     with cursor() as db:
@@ -128,6 +133,12 @@ def test_django_s_timestamp_loader_is_kept_without_time_zone_support(_postgres_o
     settings.USE_TZ = False
     with cursor() as db:
         assert db.cursor.adapters.get_loader(oid, Format.TEXT) is not psycopg_own
+        db.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
+        (value,) = db.fetchone()
+    with connection.cursor() as orm:
+        orm.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
+        (read_by_orm,) = orm.fetchone()
+    assert value.isoformat() == read_by_orm.isoformat() and value.tzinfo is None  # naive, as the ORM gives
 
 
 def test_many_rows_go_in_batches_that_stay_under_the_parameter_limit(jane, alice, django_assert_max_num_queries):

@@ -1,0 +1,11 @@
+"""gunicorn's settings for this project, read from the directory gunicorn starts in (the
+image's /app, or the checkout for bench/load.py). Everything else is given on the command
+line (Dockerfile, docker-compose.yml)."""
+
+
+def post_worker_init(worker) -> None:
+    """The worker has loaded the application: keep what it loaded out of the garbage
+    collector's full passes (evidence_service.wsgi.freeze_what_is_loaded)."""
+    from evidence_service.wsgi import freeze_what_is_loaded
+
+    freeze_what_is_loaded()
