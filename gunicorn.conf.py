@@ -6,6 +6,10 @@ line (Dockerfile, docker-compose.yml)."""
 def post_worker_init(worker) -> None:
     """The worker has loaded the application: keep what it loaded out of the garbage
     collector's full passes (evidence_service.wsgi.freeze_what_is_loaded)."""
+    import gc
+
     from evidence_service.wsgi import freeze_what_is_loaded
 
     freeze_what_is_loaded()
+    if worker is not None:
+        worker.log.info("worker %s: %d objects kept out of full garbage collections", worker.pid, gc.get_freeze_count())
