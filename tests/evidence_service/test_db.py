@@ -73,19 +73,37 @@ def test_on_postgresql_the_statements_are_prepared_once_per_connection(_postgres
     assert prepared() == before + 1
 
 
+def _reads_with_psycopg_s_own_loader(db) -> bool:
+    """Whether ``db`` reads timestamps with psycopg's own loader (compiled, with its binary
+    package) rather than Django's Python one."""
+    import psycopg
+    from psycopg.pq import Format
+
+    oid = psycopg.adapters.types["timestamptz"].oid
+    return db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg.adapters.get_loader(oid, Format.TEXT)
+
+
+def _read_as_the_orm_reads_it(db):
+    """Read a timestamp on ``db``, check it is what the ORM's own cursor reads (instant and zone: aware
+    datetimes in different zones compare equal, so their text is compared)."""
+    query = "SELECT '2026-07-01 12:00:00+00'::timestamptz"
+    db.execute(query)
+    (value,) = db.fetchone()
+    with connection.cursor() as orm:
+        orm.execute(query)
+        (read_by_orm,) = orm.fetchone()
+    assert value.isoformat() == read_by_orm.isoformat()
+    return value
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("prepared", [True, False])
 def test_on_postgresql_timestamps_are_read_by_psycopg_as_django_would(_postgres_only, jane, settings, prepared):
     import datetime
 
-    import psycopg
-    from psycopg.pq import Format
-
     settings.DATABASE_PREPARED_STATEMENTS = prepared
-    oid = psycopg.adapters.types["timestamptz"].oid
     with cursor() as db:
-        # psycopg's own loader (compiled, with its binary package), not Django's Python one.
-        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg.adapters.get_loader(oid, Format.TEXT)
+        assert _reads_with_psycopg_s_own_loader(db)
     made = ConsentFactory(subject=jane, expires_at=timezone.now() + timedelta(days=3, microseconds=7))
     (found,) = select(Consent, "c", "FROM cases_consent c WHERE c.id = %s", [made.pk])
     orm = Consent.objects.get(pk=made.pk)
@@ -98,47 +116,25 @@ def test_on_postgresql_timestamps_are_read_by_psycopg_as_django_would(_postgres_
 @pytest.mark.postgres
 @pytest.mark.parametrize("prepared", [True, False])
 def test_django_s_timestamp_loader_is_kept_when_the_session_is_in_another_zone(_postgres_only, settings, prepared):
-    import psycopg
-    from psycopg.pq import Format
-
     settings.DATABASE_PREPARED_STATEMENTS = prepared
-    oid = psycopg.adapters.types["timestamptz"].oid
-    psycopg_own = psycopg.adapters.get_loader(oid, Format.TEXT)
     with cursor() as db:
-        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg_own
+        assert _reads_with_psycopg_s_own_loader(db)
         db.execute("SET LOCAL TIME ZONE 'Europe/London'")  # until the test's transaction ends
     with cursor() as db:  # the same connection, its session now in another zone
-        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is not psycopg_own
-        db.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
-        (value,) = db.fetchone()
-    with connection.cursor() as orm:
-        orm.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
-        (read_by_orm,) = orm.fetchone()
-    # As the ORM reads it, whatever that is (instant and zone: aware datetimes in different
-    # zones compare equal).
-    assert value.isoformat() == read_by_orm.isoformat()
+        assert not _reads_with_psycopg_s_own_loader(db)
+        _read_as_the_orm_reads_it(db)
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("prepared", [True, False])
 def test_django_s_timestamp_loader_is_kept_without_time_zone_support(_postgres_only, settings, prepared):
-    import psycopg
-    from psycopg.pq import Format
-
     settings.DATABASE_PREPARED_STATEMENTS = prepared
-    oid = psycopg.adapters.types["timestamptz"].oid
-    psycopg_own = psycopg.adapters.get_loader(oid, Format.TEXT)
     with cursor() as db:
-        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is psycopg_own
+        assert _reads_with_psycopg_s_own_loader(db)
     settings.USE_TZ = False
     with cursor() as db:
-        assert db.cursor.adapters.get_loader(oid, Format.TEXT) is not psycopg_own
-        db.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
-        (value,) = db.fetchone()
-    with connection.cursor() as orm:
-        orm.execute("SELECT '2026-07-01 12:00:00+00'::timestamptz")
-        (read_by_orm,) = orm.fetchone()
-    assert value.isoformat() == read_by_orm.isoformat() and value.tzinfo is None  # naive, as the ORM gives
+        assert not _reads_with_psycopg_s_own_loader(db)
+        assert _read_as_the_orm_reads_it(db).tzinfo is None  # naive, as the ORM gives
 
 
 def test_many_rows_go_in_batches_that_stay_under_the_parameter_limit(jane, alice, django_assert_max_num_queries):
