@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 #: Prepare a statement on its second run on a connection (psycopg's prepare threshold).
 PREPARE_AFTER = 1
@@ -37,52 +38,92 @@ PREPARE_AFTER = 1
 def cursor() -> Iterator:
     """A cursor on the default connection, wrapped as Django wraps its own (so query
     logging and execute wrappers see every statement)."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as plain:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as plain:
             yield plain
         return
     if not settings.DATABASE_PREPARED_STATEMENTS:
-        with connection.cursor() as plain:
+        with db.cursor() as plain:
             _psycopg_timestamps(plain.cursor)
             yield plain
         return
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
     # As Django's own cursors do: a connection kept from an earlier request is checked first
     # (CONN_HEALTH_CHECKS), so a database restart costs no request an error.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw_connection = connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    kept = _kept_cursor(db)
+    if kept is None:  # in use further up (a read inside a read): one of its own
+        with _bound_cursor(db) as bound, _wrapped(db, bound) as wrapped:
+            yield wrapped
+        return
+    # Not closed on the way out (closing would end it): kept for the connection's next
+    # statement. Its rows are read before the next statement runs on it.
+    db._kept_cursor_in_use = True
+    try:
+        yield _wrapped(db, kept)
+    finally:
+        db._kept_cursor_in_use = False
+
+
+def _wrapped(db, bound):
+    return db.make_debug_cursor(bound) if db.queries_logged else db.make_cursor(bound)
+
+
+def _bound_cursor(db):
+    """A cursor that binds parameters on the server, on ``db``'s open connection."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    raw_connection = db.connection
     if raw_connection.prepare_threshold is None:  # Django turns preparing off; these statements may
         raw_connection.prepare_threshold = PREPARE_AFTER
     bound = ServerBindingCursor(raw_connection)
-    _psycopg_timestamps(bound, built_here=True)
-    wrapped = connection.make_debug_cursor(bound) if connection.queries_logged else connection.make_cursor(bound)
-    with wrapped:
-        yield wrapped
+    _psycopg_timestamps(bound, built_here=True, db=db)
+    return bound
 
 
-def _psycopg_timestamps(db_cursor, *, built_here: bool = False) -> None:
+def _kept_cursor(db):
+    """The cursor kept for ``db``'s connection, made on its first statement and again when
+    the connection or a time zone it was set up for (the session's, Django's) changes; None
+    while it is in use. Making a cursor (and choosing its timestamp loader) for every
+    statement cost more than most of the statements it ran."""
+    if getattr(db, "_kept_cursor_in_use", False):
+        return None
+    raw_connection = db.connection
+    made_for = (raw_connection, settings.USE_TZ, raw_connection.info.timezone, db.timezone)
+    kept = getattr(db, "_kept_cursor", None)
+    if kept is None or kept[1].closed or not _same(kept[0], made_for):
+        kept = (made_for, _bound_cursor(db))
+        db._kept_cursor = kept
+    return kept[1]
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return a[0] is b[0] and a[1:] == b[1:]
+
+
+def _psycopg_timestamps(db_cursor, *, built_here: bool = False, db=None) -> None:
     """Read ``timestamptz`` values on ``db_cursor`` with psycopg's default loader when it
     gives what Django's would: aware datetimes in UTC (``datetime.timezone.utc``). Django
     replaces it on every connection with a Python subclass, in order to set the time zone
     of Django's connection; with the session in that time zone already, the values are the
     same, read several times faster. Otherwise Django's loader stays: for a cursor
     ``built_here`` (not by Django's ``create_cursor``), set up as Django sets up its own.
-    Checked for each cursor, as the session's time zone (SET TIME ZONE) and Django's
-    (settings changed in tests) can change: reading the session's is a libpq lookup."""
+    Chosen for each cursor made; the kept cursor is made anew when either time zone changes
+    (the session's by SET TIME ZONE, Django's by settings changed in tests)."""
     from psycopg.pq import Format
 
+    db = db or connections[DEFAULT_DB_ALIAS]
     raw_connection = db_cursor.connection
-    if settings.USE_TZ and raw_connection.info.timezone == connection.timezone:
+    if settings.USE_TZ and raw_connection.info.timezone == db.timezone:
         db_cursor.adapters.register_loader("timestamptz", _default_loader("timestamptz", Format.TEXT))
     elif built_here:
         from django.db.backends.postgresql.psycopg_any import register_tzloader
 
         loader = raw_connection.adapters.get_loader(raw_connection.adapters.types["timestamptz"].oid, Format.TEXT)
-        if connection.timezone != getattr(loader, "timezone", None):
-            register_tzloader(connection.timezone, db_cursor)
+        if db.timezone != getattr(loader, "timezone", None):
+            register_tzloader(db.timezone, db_cursor)
 
 
 @cache
@@ -97,7 +138,8 @@ def _insert_statement(
     model: type[models.Model], vendor: str, rows: int, computed: tuple[tuple[str, str], ...] = ()
 ) -> tuple[str, tuple[models.Field, ...]]:
     """``INSERT`` of ``rows`` rows of every column but the key, returning the key, with a
-    parameter for each value but those ``computed`` (attribute name, SQL expression)."""
+    parameter for each value but those ``computed`` (attribute name, SQL expression); and
+    the fields whose values are the parameters, in order (for each row)."""
     meta = model._meta
     fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
     quote = connection.ops.quote_name
@@ -107,7 +149,7 @@ def _insert_statement(
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
         f"VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}"
     )
-    return sql, fields
+    return sql, tuple(field for field in fields if field.attname not in expressions)
 
 
 @cache
@@ -125,17 +167,18 @@ def _select_list(model: type[models.Model], vendor: str, alias: str, only: tuple
 
 
 def _rows(model, alias, only, from_where, params, extra) -> tuple[tuple[str, ...], list[list]]:
-    columns, names, converters = _select_list(model, connection.vendor, alias, only)
+    conn = connections[DEFAULT_DB_ALIAS]
+    columns, names, converters = _select_list(model, conn.vendor, alias, only)
     more = "".join(f", {expression}" for expression in (extra or {}).values())
     with cursor() as db:
         # As for the ORM's raw queries: each parameter prepared for the database by its
         # type (on SQLite, an aware datetime becomes UTC text, as stored).
-        db.execute(f"SELECT {columns}{more} {from_where}", [connection.ops.adapt_unknown_value(p) for p in params])
+        db.execute(f"SELECT {columns}{more} {from_where}", [conn.ops.adapt_unknown_value(p) for p in params])
         rows = [list(row) for row in db.fetchall()]
     for values in rows:
         for position, found, column in converters:
             for converter in found:
-                values[position] = converter(values[position], column, connection)
+                values[position] = converter(values[position], column, conn)
     return names, rows
 
 
@@ -145,11 +188,12 @@ def select(
     """Instances of ``model`` from ``SELECT <every column of alias> <from_where>``, where
     ``from_where`` names the model's table as ``alias``. ``extra`` maps attribute names to
     further SQL expressions (integers or text: their values are not converted)."""
+    conn = connections[DEFAULT_DB_ALIAS]
     names, rows = _rows(model, alias, None, from_where, params, extra)
     instances = []
     width = len(names)
     for row in rows:
-        instance = model.from_db(connection.alias, names, row[:width])
+        instance = model.from_db(conn.alias, names, row[:width])
         for name, value in zip(extra or {}, row[width:], strict=True):
             setattr(instance, name, value)
         instances.append(instance)
@@ -164,12 +208,13 @@ def select_joined(
     found nothing) is None. One statement where the ORM would need one per model. ``extra``
     SQL expressions are selected after the parts and their values (not converted) follow
     the instances in each tuple."""
-    lists = [_select_list(model, connection.vendor, alias) for model, alias in parts]
+    conn = connections[DEFAULT_DB_ALIAS]
+    lists = [_select_list(model, conn.vendor, alias) for model, alias in parts]
     more = "".join(f", {expression}" for expression in extra)
     with cursor() as db:
         db.execute(
             f"SELECT {', '.join(columns for columns, _names, _converters in lists)}{more} {from_where}",
-            [connection.ops.adapt_unknown_value(p) for p in params],
+            [conn.ops.adapt_unknown_value(p) for p in params],
         )
         rows = db.fetchall()
     found = []
@@ -183,8 +228,8 @@ def select_joined(
                 continue
             for position, convert, column in converters:
                 for converter in convert:
-                    values[position] = converter(values[position], column, connection)
-            instances.append(model.from_db(connection.alias, names, values))
+                    values[position] = converter(values[position], column, conn)
+            instances.append(model.from_db(conn.alias, names, values))
         found.append((*instances, *row[start:]))
     return found
 
@@ -200,6 +245,61 @@ def select_values(
     """Rows of ``fields`` of ``model`` (converted as the ORM would), then of the ``extra``
     expressions (not converted), without making model instances: for reads of many rows."""
     return _rows(model, alias, fields, from_where, params, extra)[1]
+
+
+#: Django's own field types whose ``get_db_prep_save`` gives PostgreSQL a value of the exact
+#: types listed as it is (``to_python`` and ``get_prep_value`` return such a value unchanged
+#: and the backend adapts it to itself); an aware ``datetime`` likewise for ``DateTimeField``.
+_SENT_AS_IS = {
+    models.CharField: (str, type(None)),
+    models.TextField: (str, type(None)),
+    models.SlugField: (str, type(None)),
+    models.EmailField: (str, type(None)),
+    models.URLField: (str, type(None)),
+    # Not the other integer fields: Django sends their values typed (psycopg's Int4, Int8).
+    models.AutoField: (int, type(None)),
+    models.BigAutoField: (int, type(None)),
+    models.BooleanField: (bool, type(None)),
+    models.DateTimeField: (datetime, type(None)),
+}
+
+
+def _sent_as_is(field: models.Field) -> tuple[type, ...]:
+    """The exact types of value that ``field`` sends to PostgreSQL unchanged (a datetime
+    only if aware), or () where its ``pre_save`` or preparation must run."""
+    if type(field) in (models.ForeignKey, models.OneToOneField):
+        return _sent_as_is(field.target_field)
+    if type(field) is models.DateTimeField and (field.auto_now or field.auto_now_add):
+        return ()
+    return _SENT_AS_IS.get(type(field), ())
+
+
+@cache
+def _preparation(fields: tuple[models.Field, ...]) -> tuple[tuple[models.Field, str, tuple[type, ...]], ...]:
+    return tuple((field, field.attname, _sent_as_is(field)) for field in fields)
+
+
+def _values_to_save(instance: models.Model, fields: tuple[models.Field, ...], conn) -> list:
+    """``field.get_db_prep_save(field.pre_save(instance, True), conn)`` for each field, as
+    ``Model.save`` sends them, with the call left out where it would return the value
+    unchanged (on PostgreSQL: a string of a text field, an integer of an integer field, an
+    aware datetime...). A new instance's fields are many and mostly such; writing a viewing
+    prepares some thirty."""
+    if conn.vendor != "postgresql":
+        return [field.get_db_prep_save(field.pre_save(instance, True), conn) for field in fields]
+    state = instance.__dict__
+    values = []
+    for field, attname, as_is in _preparation(fields):
+        value = state.get(attname, _MISSING)
+        kind = type(value)
+        if kind in as_is and (kind is not datetime or value.tzinfo is not None):
+            values.append(value)
+        else:
+            values.append(field.get_db_prep_save(field.pre_save(instance, True), conn))
+    return values
+
+
+_MISSING = object()
 
 
 #: Most rows sent in one INSERT (PostgreSQL binds at most 65,535 parameters a statement).
@@ -221,13 +321,14 @@ def _batches(count: int) -> list[int]:
 def insert(*instances: models.Model) -> None:
     """Insert new instances of one model (in as few statements as the limits allow) and
     set their primary keys."""
+    conn = connections[DEFAULT_DB_ALIAS]
     if not instances:
         return
     model = type(instances[0])
     for instance in instances:
         if type(instance) is not model or not instance._state.adding:
             raise ValueError("insert() takes new instances of one model")
-    if not connection.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
+    if not conn.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
         for instance in instances:
             instance.save(force_insert=True)
         return
@@ -235,17 +336,17 @@ def insert(*instances: models.Model) -> None:
     for size in _batches(len(instances)):
         batch = instances[start : start + size]
         start += size
-        sql, fields = _insert_statement(model, connection.vendor, size)
+        sql, fields = _insert_statement(model, conn.vendor, size)
         params = []
         for instance in batch:
-            params.extend(field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields)
+            params.extend(_values_to_save(instance, fields, conn))
         with cursor() as db:
             db.execute(sql, params)
             keys = [row[0] for row in db.fetchall()]
         for instance, key in zip(batch, keys, strict=True):
             instance.pk = key
             instance._state.adding = False
-            instance._state.db = connection.alias
+            instance._state.db = conn.alias
 
 
 def insert_with_links(
@@ -264,15 +365,13 @@ def insert_with_links(
     ``instance``'s ``key_into`` field (e.g. a viewing, then the audit event that records it).
     On PostgreSQL one statement, whatever the number of links; elsewhere one ``insert`` each.
     The links' own keys are not read back."""
+    conn = connections[DEFAULT_DB_ALIAS]
     model = type(instance)
-    foreign_key = next(
-        field for field in link_model._meta.concrete_fields if field.is_relation and field.related_model is model
-    )
-    value_field = link_model._meta.get_field(link_field)
     for new in (instance, before):
         if new is not None and not new._state.adding:
             raise ValueError("insert_with_links() takes new instances")
-    if connection.vendor != "postgresql":
+    if conn.vendor != "postgresql":
+        foreign_key, value_field = _link_fields(model, link_model, link_field)
         if before is not None:
             insert(before)
             if key_into:
@@ -280,44 +379,68 @@ def insert_with_links(
         insert(instance)
         insert(*[link_model(**{foreign_key.attname: instance.pk, value_field.attname: value}) for value in values])
         return
+    sql, before_fields, fields = _linked_insert_statement(
+        model, link_model, link_field, type(before) if before is not None else None, key_into, bool(values), conn.vendor
+    )
+    params = _values_to_save(before, before_fields, conn) if before is not None else []
+    params += _values_to_save(instance, fields, conn)
+    if values:
+        params.append([int(value) for value in values])
+    with cursor() as db:
+        db.execute(sql, params)
+        row = db.fetchone()
+    if before is not None:
+        before.pk = row[1]
+        before._state.adding = False
+        before._state.db = conn.alias
+        if key_into:
+            setattr(instance, key_into, str(before.pk))
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = conn.alias
+
+
+def _link_fields(model: type[models.Model], link_model: type[models.Model], link_field: str):
+    """The link model's foreign key to ``model``, and its field named ``link_field``."""
+    foreign_key = next(
+        field for field in link_model._meta.concrete_fields if field.is_relation and field.related_model is model
+    )
+    return foreign_key, link_model._meta.get_field(link_field)
+
+
+@cache
+def _linked_insert_statement(
+    model: type[models.Model],
+    link_model: type[models.Model],
+    link_field: str,
+    before_model: type[models.Model] | None,
+    key_into: str,
+    with_links: bool,
+    vendor: str,
+) -> tuple[str, tuple[models.Field, ...], tuple[models.Field, ...]]:
+    """The statement of ``insert_with_links`` on PostgreSQL, and the fields whose values are
+    its parameters: the first row's (if any), then the row's; the links' values follow."""
+    foreign_key, value_field = _link_fields(model, link_model, link_field)
     quote = connection.ops.quote_name
     key = quote(model._meta.pk.column)
-    parts, params = [], []
-    if before is not None:
-        before_sql, before_fields = _insert_statement(type(before), connection.vendor, 1)
+    parts = []
+    before_fields: tuple[models.Field, ...] = ()
+    computed = {}
+    if before_model is not None:
+        before_sql, before_fields = _insert_statement(before_model, vendor, 1)
         parts.append(f"first AS ({before_sql})")
-        params += [field.get_db_prep_save(field.pre_save(before, True), connection) for field in before_fields]
-        # The first row's key, read from its RETURNING, in place of the field's parameter.
-        computed = {key_into: f"(SELECT {quote(type(before)._meta.pk.column)} FROM first)::text"} if key_into else {}
-    else:
-        computed = {}
-    sql, fields = _insert_statement(model, connection.vendor, 1, tuple(computed.items()))
+        if key_into:
+            # The first row's key, read from its RETURNING, in place of the field's parameter.
+            computed = {key_into: f"(SELECT {quote(before_model._meta.pk.column)} FROM first)::text"}
+    sql, fields = _insert_statement(model, vendor, 1, tuple(computed.items()))
     parts.append(f"parent AS ({sql})")
-    params += [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for field in fields
-        if field.attname not in computed
-    ]
-    if values:
+    if with_links:
         parts.append(
             f"links AS (INSERT INTO {quote(link_model._meta.db_table)} "
             f"({quote(foreign_key.column)}, {quote(value_field.column)}) "
             f"SELECT parent.{key}, link.value FROM parent, "
             "unnest(%s::bigint[]) WITH ORDINALITY AS link(value, position) ORDER BY link.position)"
         )
-        params.append([int(value) for value in values])
-    returned = f"parent.{key}" + (f", first.{quote(type(before)._meta.pk.column)}" if before is not None else "")
-    with cursor() as db:
-        db.execute(
-            f"WITH {', '.join(parts)} SELECT {returned} FROM parent{', first' if before is not None else ''}", params
-        )
-        row = db.fetchone()
-    if before is not None:
-        before.pk = row[1]
-        before._state.adding = False
-        before._state.db = connection.alias
-        if key_into:
-            setattr(instance, key_into, str(before.pk))
-    instance.pk = row[0]
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    returned = f"parent.{key}" + (f", first.{quote(before_model._meta.pk.column)}" if before_model is not None else "")
+    statement = f"WITH {', '.join(parts)} SELECT {returned} FROM parent{', first' if before_model is not None else ''}"
+    return statement, before_fields, fields

@@ -241,3 +241,108 @@ def test_an_event_takes_a_new_target_or_a_row_alongside_not_both(alice):
     with pytest.raises(ValueError, match="not both"):
         audit_record(ctx=AuditContext(actor=alice), action="subject.create", target=first, target_id="7")
     assert AuditEvent.objects.count() == events_before and first.pk is None and second.pk is None
+
+
+@pytest.mark.postgres
+def test_on_postgresql_one_cursor_is_kept_per_connection_and_made_anew_when_it_must_be(_postgres_only, settings):
+    def bound(wrapper):
+        return wrapper.cursor
+
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    with cursor() as first:
+        first.execute("SELECT 1")
+        assert first.fetchone() == (1,)
+        with cursor() as inner:  # a read inside a read gets a cursor of its own
+            assert bound(inner) is not bound(first)
+            inner.execute("SELECT 2")
+            assert inner.fetchone() == (2,)
+        assert first.fetchone() is None  # the outer cursor's results were left alone
+    kept = bound(first)
+    with cursor() as again:
+        assert bound(again) is kept and not kept.closed
+    # The session's time zone changed: a cursor set up for it.
+    with cursor() as db:
+        db.execute("SET LOCAL TIME ZONE 'Europe/London'")
+    with cursor() as db:
+        assert bound(db) is not kept and not _reads_with_psycopg_s_own_loader(db)
+        _read_as_the_orm_reads_it(db)
+    with cursor() as db:
+        db.execute("SET LOCAL TIME ZONE 'UTC'")
+    with cursor() as db:
+        assert _reads_with_psycopg_s_own_loader(db)
+        kept = bound(db)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_cursor_kept_for_another_connection_is_not_used(_postgres_only, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    with cursor() as db:
+        kept = db.cursor
+    made_for, _cursor = connection._kept_cursor
+    # As after a reconnection: the cursor kept is for a connection this one is not.
+    connection._kept_cursor = ((object(), *made_for[1:]), kept)
+    with cursor() as db:
+        assert db.cursor is not kept and db.cursor.connection is connection.connection
+        db.execute("SELECT 3")
+        assert db.fetchone() == (3,)
+    kept.close()  # and one closed is made anew
+    connection._kept_cursor = (made_for, kept)
+    with cursor() as db:
+        assert db.cursor is not kept and not db.cursor.closed
+
+
+def test_values_are_sent_as_model_save_prepares_them(settings):
+    """The preparation left out for values sent as they are gives what Django's own gives:
+    every field of the project's models, with every kind of value, on this database."""
+    import datetime as dt
+    import warnings
+
+    from django.apps import apps
+
+    from evidence_service.db import _values_to_save
+
+    samples = [
+        None,
+        "",
+        "text",
+        "7",
+        7,
+        0,
+        -1,
+        True,
+        False,
+        3.5,
+        dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 7, 1, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        dt.datetime(2026, 7, 1, 12, 0),  # naive
+        dt.date(2026, 7, 1),
+        {"a": [1, 2]},
+        [1, 2],
+        b"bytes",
+    ]
+    sent_as_is = compared = 0
+    for model in apps.get_models():
+        if model._meta.app_label not in {"accounts", "cases", "audit", "authorisations", "detection", "tlog"}:
+            continue
+        for field in model._meta.concrete_fields:
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                continue  # set by pre_save, to the moment: never sent as it is
+            for sample in samples:
+                instance = model()
+                instance.__dict__[field.attname] = sample
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a naive datetime
+                    try:
+                        expected = field.get_db_prep_save(field.pre_save(instance, True), connection)
+                    except Exception:  # noqa: BLE001, S112 - a value Django's own preparation refuses
+                        continue
+                    (got,) = _values_to_save(instance, (field,), connection)
+                assert type(got) is type(expected), (model.__name__, field.name, sample)
+                assert getattr(got, "obj", got) == getattr(expected, "obj", expected), (model.__name__, field.name)
+                if isinstance(expected, dt.datetime):
+                    assert got.utcoffset() == expected.utcoffset(), (model.__name__, field.name, sample)
+                compared += 1
+                sent_as_is += got is sample
+    assert compared > 500
+    if connection.vendor == "postgresql":
+        assert sent_as_is > 200  # the shortcut is taken
