@@ -232,12 +232,21 @@ class Viewing(models.Model):
     information_recorded = models.TextField(blank=True)
     third_party_information = models.TextField(blank=True)
     late_entry_reason = models.TextField(blank=True)
+    # Most looks cite no authorisation, and many are covered by no consent: these two are
+    # indexed only where set (the partial indexes below), which is all a lookup by either needs.
     authorisation = models.ForeignKey(
-        "authorisations.Authorisation", on_delete=models.PROTECT, null=True, blank=True, related_name="viewings"
+        "authorisations.Authorisation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="viewings",
+        db_index=False,
     )
     external_authority_kind = models.CharField(max_length=30, choices=ExternalAuthorityKind.choices, blank=True)
     external_authority_reference = models.CharField(max_length=200, blank=True)
-    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, null=True, blank=True, related_name="viewings")
+    consent = models.ForeignKey(
+        Consent, on_delete=models.PROTECT, null=True, blank=True, related_name="viewings", db_index=False
+    )
     supersedes = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
     )
@@ -252,6 +261,10 @@ class Viewing(models.Model):
             models.Index(fields=["case", "viewed_at"], name="viewing_case_time"),
             models.Index(fields=["profile", "viewed_at"], name="viewing_profile_time"),
             models.Index(fields=["practitioner", "viewed_at"], name="viewing_practitioner_time"),
+            models.Index(
+                fields=["authorisation"], name="viewing_authorisation", condition=Q(authorisation__isnull=False)
+            ),
+            models.Index(fields=["consent"], name="viewing_consent", condition=Q(consent__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(

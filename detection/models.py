@@ -107,7 +107,8 @@ class Flag(models.Model):
 class FlagViewing(models.Model):
     """A viewing that triggered (or was absorbed into) a flag, with what was said of it."""
 
-    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="flag_viewings")
+    # Looked up by flag through the unique (flag, viewing) index: no index of its own.
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="flag_viewings", db_index=False)
     viewing = models.ForeignKey("cases.Viewing", on_delete=models.PROTECT, related_name="flag_links")
     explanation = models.TextField()
     counted_viewing_ids = models.JSONField(default=list, blank=True)
@@ -120,7 +121,8 @@ class FlagViewing(models.Model):
 class FlagRecipient(models.Model):
     """An officer a flag is routed to: they may decide it."""
 
-    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="recipients")
+    # Looked up by flag through the unique (flag, officer) index: no index of its own.
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="recipients", db_index=False)
     officer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(max_length=100)
 
