@@ -61,6 +61,25 @@ def local_backend(pid: int) -> int:
     return pid
 
 
+def handshake(directory: Path, kinds: dict, requests: int) -> None:
+    """For each kind in turn: say so in ``ready``, wait for ``go``, send ``requests`` of it,
+    say so in ``done`` and wait for ``next``; so that another process can count what each
+    kind costs (bench/instructions.py switches valgrind's counting on and off around it)."""
+
+    def wait_for(name: str) -> None:
+        while not (directory / name).exists():
+            time.sleep(0.05)
+        (directory / name).unlink()
+
+    for kind, send_one in kinds.items():
+        (directory / "ready").write_text(kind)
+        wait_for("go")
+        for n in range(requests):
+            send_one(n)
+        (directory / "done").write_text(kind)
+        wait_for("next")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -68,6 +87,11 @@ def main() -> None:
     parser.add_argument("--looks", type=int, default=80, help="earlier unconsented looks per person")
     parser.add_argument("--requests", type=int, default=100, help="per kind and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--handshake",
+        default="",
+        help="a directory: run each kind once, between files written there (for bench/instructions.py)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, live_database(args.database_url, Path(tmp), prefix="bench_cost") as env:
@@ -167,6 +191,9 @@ def main() -> None:
         # As a gunicorn worker does once the app is loaded (gunicorn.conf.py).
         gc.collect()
         gc.freeze()
+        if args.handshake:
+            handshake(Path(args.handshake), kinds, args.requests)
+            return
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = local_backend(cursor.fetchone()[0])

@@ -53,13 +53,17 @@ def cursor() -> Iterator:
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
-    kept = _kept_cursor(db)
-    if kept is None:  # in use further up (a read inside a read): one of its own
+    # In use further up (a read inside a read), or a connection shared between threads (as
+    # in some tests): a cursor of its own.
+    kept = None if db.allow_thread_sharing else _kept_cursor(db)
+    if kept is None:
         with _bound_cursor(db) as bound, _wrapped(db, bound) as wrapped:
             yield wrapped
         return
     # Not closed on the way out (closing would end it): kept for the connection's next
-    # statement. Its rows are read before the next statement runs on it.
+    # statement. Its rows are read before the next statement runs on it; the last
+    # statement's parameters and rows stay in this worker's memory until then, as the
+    # request's own objects do until they are collected.
     db._kept_cursor_in_use = True
     try:
         yield _wrapped(db, kept)
@@ -292,7 +296,7 @@ def _values_to_save(instance: models.Model, fields: tuple[models.Field, ...], co
     for field, attname, as_is in _preparation(fields):
         value = state.get(attname, _MISSING)
         kind = type(value)
-        if kind in as_is and (kind is not datetime or value.tzinfo is not None):
+        if kind in as_is and (kind is not datetime or value.utcoffset() is not None):
             values.append(value)
         else:
             values.append(field.get_db_prep_save(field.pre_save(instance, True), conn))

@@ -51,21 +51,31 @@ def replace_index(label: str, old: models.Index | None, new: models.Index | None
     return RunPython(forward, reverse)
 
 
-def drop_column_indexes(label: str, columns: list[str]) -> RunPython:
+def drop_column_indexes(label: str, columns: list[str], keep: tuple[str, ...] = ()) -> RunPython:
     """Drop the single-column indexes Django made for these foreign key columns (and only
-    those: not the foreign keys, nor the indexes that lead with the column). The database
-    side only: pair it with the state's ``AlterField(..., db_index=False)``."""
+    those: not the foreign keys, nor the indexes that lead with the column, nor those named
+    in ``keep``). The database side only: pair it with the state's
+    ``AlterField(..., db_index=False)``. In a migration with ``atomic = False`` on
+    PostgreSQL, both ways run ``CONCURRENTLY``: without the lock that would queue every
+    read and write of the table behind any transaction still using it."""
+
+    def concurrently(schema_editor) -> dict:
+        if schema_editor.connection.vendor == "postgresql" and not schema_editor.atomic_migration:
+            return {"concurrently": True}
+        return {}
 
     def forward(apps, schema_editor):
         model = apps.get_model(label)
         for column in columns:
-            for name in schema_editor._constraint_names(model, [column], index=True, unique=False, primary_key=False):
-                schema_editor.execute(schema_editor._delete_index_sql(model, name))
+            for name in schema_editor._constraint_names(
+                model, [column], index=True, unique=False, primary_key=False, exclude=set(keep)
+            ):
+                schema_editor.execute(schema_editor._delete_index_sql(model, name, **concurrently(schema_editor)))
 
     def reverse(apps, schema_editor):
         model = apps.get_model(label)
         for column in columns:
             field = next(field for field in model._meta.concrete_fields if field.column == column)
-            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field]))
+            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], **concurrently(schema_editor)))
 
     return RunPython(forward, reverse)

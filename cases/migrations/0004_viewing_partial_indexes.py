@@ -25,8 +25,8 @@ class Migration(migrations.Migration):
 
     operations = [
         # Only the indexes change: not the foreign keys, nor the table (see
-        # evidence_service/migration_operations.py). The full indexes go first, so that
-        # dropping them by column cannot take the partial ones.
+        # evidence_service/migration_operations.py). The partial indexes are built before
+        # the full ones go, so a lookup by either column is never without an index.
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
@@ -57,9 +57,11 @@ class Migration(migrations.Migration):
                 migrations.AddIndex(model_name="viewing", index=CONSENT),
             ],
             database_operations=[
-                drop_column_indexes("cases.Viewing", ["authorisation_id", "consent_id"]),
                 replace_index("cases.Viewing", None, AUTHORISATION),
                 replace_index("cases.Viewing", None, CONSENT),
+                drop_column_indexes(
+                    "cases.Viewing", ["authorisation_id", "consent_id"], keep=(AUTHORISATION.name, CONSENT.name)
+                ),
             ],
         ),
     ]

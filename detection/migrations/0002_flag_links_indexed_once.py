@@ -8,6 +8,9 @@ from evidence_service.migration_operations import drop_column_indexes
 
 
 class Migration(migrations.Migration):
+    # The indexes are dropped CONCURRENTLY on PostgreSQL (flags go on being joined).
+    atomic = False
+
     dependencies = [
         ("detection", "0001_initial"),
     ]
