@@ -11,7 +11,7 @@ counting off; once the setup and warm-up are done, for each kind it switches cou
 (``callgrind_control``), lets the script send REQUESTS of that kind, dumps the count and
 switches it off. It prints instructions per request and the ratio of each kind to the
 floor. Only the Python process is counted (not PostgreSQL), and the program runs some
-fifty times slower than usual under valgrind: about 10 minutes with the defaults. Needs
+fifty times slower than usual under valgrind: a few minutes with the defaults. Needs
 valgrind (Debian's package).
 """
 
