@@ -286,8 +286,8 @@ def _preparation(fields: tuple[models.Field, ...]) -> tuple[tuple[models.Field, 
 def _values_to_save(instance: models.Model, fields: tuple[models.Field, ...], conn) -> list:
     """``field.get_db_prep_save(field.pre_save(instance, True), conn)`` for each field, as
     ``Model.save`` sends them, with the call left out where it would return the value
-    unchanged (on PostgreSQL: a string of a text field, an integer of an integer field, an
-    aware datetime...). A new instance's fields are many and mostly such; writing a viewing
+    unchanged (on PostgreSQL: a string of a text field, an integer key, an aware
+    datetime...). A new instance's fields are many and mostly such; writing a viewing
     prepares some thirty."""
     if conn.vendor != "postgresql":
         return [field.get_db_prep_save(field.pre_save(instance, True), conn) for field in fields]
