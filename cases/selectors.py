@@ -13,11 +13,12 @@ from django.db.models import QuerySet
 from accounts.models import User
 from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
 from detection.models import DetectionPolicy
-from detection.selectors import flags_prefetch
 from evidence_service.api.errors import NotFound
 from evidence_service.db import select_joined
 
-VIEWING_RELATED = ("case", "profile", "practitioner", "consent", "authorisation", "superseded_by")
+# A viewing's consent, authorisation and correction are read for a page at once as it is
+# written out (cases.api.serializers._read_seldom_set), not joined here.
+VIEWING_RELATED = ("case", "profile", "practitioner")
 
 
 def _get(queryset: QuerySet, target_type: str, pk: object, field: str | None):
@@ -260,7 +261,8 @@ def viewing_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[Viewing]:
-    viewings = Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED).prefetch_related(flags_prefetch())
+    # Their flags are read for the whole page at once as it is written out (ViewingListOutput).
+    viewings = Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED)
     if case_id is not None:
         viewings = viewings.filter(case_id=case_id)
     if subject_id is not None:
@@ -276,7 +278,7 @@ def viewing_list(
 
 def viewing_get(*, user, viewing_id: object) -> Viewing:
     return _get(
-        Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED).prefetch_related(flags_prefetch()),
+        Viewing.objects.visible_to(user).select_related(*VIEWING_RELATED),
         "viewing",
         viewing_id,
         None,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from authorisations.selectors import authorisation_check_viewing
-from cases.models import ExternalAuthorityKind
+from cases.models import ExternalAuthorityKind, Viewing
+from detection.selectors import flag_links_of
 from evidence_service.api.fields import moment_text
 
 
@@ -114,7 +117,20 @@ class ViewingFlagOutput(serializers.Serializer):
         return sorted(recipient.officer.username for recipient in link.flag.recipients.all())
 
 
+class ViewingListOutput(serializers.ListSerializer):
+    """Viewings written out together: their flags are read for all of them at once."""
+
+    def to_representation(self, data):
+        rows = list(data.all() if hasattr(data, "all") else data)
+        _read_seldom_set(rows)
+        _read_flags(rows)
+        return super().to_representation(rows)
+
+
 class ViewingOutput(serializers.Serializer):
+    class Meta:
+        list_serializer_class = ViewingListOutput
+
     id = serializers.IntegerField()
     case = CaseRefOutput()
     profile = ProfileOutput()
@@ -168,12 +184,19 @@ class ViewingOutput(serializers.Serializer):
     def get_flags(self, viewing):
         """The flags this viewing raised or was added to, each explained for the
         practitioner: what fired, which views counted, what happens next, and to whom."""
-        return [_flag_link(link) for link in _flag_links(viewing)]
+        links = getattr(viewing, "flag_links_for_output", None)
+        if links is not None:
+            return [_flag_link(link) for link in sorted(links, key=lambda link: link.pk)]
+        if getattr(viewing, "flags_output", None) is None:
+            _read_flags([viewing])
+        return viewing.flags_output
 
     def to_representation(self, viewing) -> dict:
         """The fields declared above, written out: a viewing is the answer to most of the
         service's requests, and building the declared fields for each one costs more than
         the rest of the answer (tests/cases/test_viewing_output.py checks the two agree)."""
+        if not all(relation.is_cached(viewing) for relation in _SELDOM_SET):
+            _read_seldom_set([viewing])
         authorisation = viewing.authorisation
         consent = viewing.consent
         profile = viewing.profile
@@ -233,24 +256,75 @@ class ViewingOutput(serializers.Serializer):
         }
 
 
-def _flag_links(viewing) -> list:
-    links = getattr(viewing, "flag_links_for_output", None)
-    if links is None:
-        links = viewing.flag_links.all()
-    return sorted(links, key=lambda link: link.pk)
+_SELDOM_SET = (Viewing.consent.field, Viewing.authorisation.field, Viewing.superseded_by.related)
+
+
+def _read_seldom_set(viewings) -> None:
+    """Give the viewings whose consent, authorisation or correction is not in hand each of
+    these, read for all of them at once (a statement for each that any of them has, and one
+    for the corrections). Most looks have none of them; joining all three into the
+    statement that reads the page made PostgreSQL plan it ten times as long (every table
+    joined multiplies the join orders weighed), longer than reading the page took."""
+    consent, authorisation, correction = _SELDOM_SET
+    for field in (consent, authorisation):
+        pending = [viewing for viewing in viewings if not field.is_cached(viewing)]
+        keys = {getattr(viewing, field.attname) for viewing in pending} - {None}
+        found = field.related_model._base_manager.in_bulk(keys) if keys else {}
+        for viewing in pending:
+            field.set_cached_value(viewing, found.get(getattr(viewing, field.attname)))
+    pending = [viewing for viewing in viewings if not correction.is_cached(viewing)]
+    if pending:
+        corrections = Viewing._base_manager.filter(supersedes_id__in=[viewing.pk for viewing in pending])
+        by_original = {row.supersedes_id: row for row in corrections.only("id", "supersedes_id")}
+        for viewing in pending:
+            correction.set_cached_value(viewing, by_original.get(viewing.pk))
+
+
+def _read_flags(viewings) -> None:
+    """Give each viewing whose flags are not in hand their entries (``flags_output``),
+    read for all of them in two statements."""
+    pending = [
+        viewing
+        for viewing in viewings
+        if getattr(viewing, "flags_output", None) is None and getattr(viewing, "flag_links_for_output", None) is None
+    ]
+    if not pending:
+        return
+    links, routed = flag_links_of(viewing.pk for viewing in pending)
+    entries = defaultdict(list)
+    for link in links:
+        entries[link["viewing_id"]].append(_flag_entry(link, routed[link["flag_id"]]))
+    for viewing in pending:
+        viewing.flags_output = entries[viewing.pk]
+
+
+def _flag_entry(link: dict, routed_to: list[str]) -> dict:
+    """One entry of ``ViewingFlagOutput``, written out from ``flag_links_of``'s values."""
+    return {
+        "id": link["flag_id"],
+        "rule": link["flag__rule"],
+        "severity": link["flag__severity"],
+        "status": link["flag__status"],
+        "explanation": link["explanation"],
+        "counted_viewing_ids": [int(pk) for pk in link["counted_viewing_ids"]],
+        "absorbed": link["added_at"] != link["flag__raised_at"],
+        "routed_to": routed_to,
+        "policy_version": link["flag__policy_version"],
+    }
 
 
 def _flag_link(link) -> dict:
-    """One entry of ``ViewingFlagOutput``, written out."""
+    """The same entry, from a link just made (its flag and recipients in hand)."""
     flag = link.flag
-    return {
-        "id": link.flag_id,
-        "rule": flag.rule,
-        "severity": flag.severity,
-        "status": flag.status,
+    values = {
+        "flag_id": link.flag_id,
+        "flag__rule": flag.rule,
+        "flag__severity": flag.severity,
+        "flag__status": flag.status,
+        "flag__raised_at": flag.raised_at,
+        "flag__policy_version": flag.policy_version,
         "explanation": link.explanation,
-        "counted_viewing_ids": [int(pk) for pk in link.counted_viewing_ids],
-        "absorbed": link.added_at != flag.raised_at,
-        "routed_to": sorted(recipient.officer.username for recipient in flag.recipients.all()),
-        "policy_version": flag.policy_version,
+        "counted_viewing_ids": link.counted_viewing_ids,
+        "added_at": link.added_at,
     }
+    return _flag_entry(values, sorted(recipient.officer.username for recipient in flag.recipients.all()))

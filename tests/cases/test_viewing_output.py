@@ -8,11 +8,13 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from cases.api.serializers import ViewingOutput
-from cases.selectors import viewing_get
+from cases.api.serializers import ViewingFlagOutput, ViewingOutput
+from cases.models import Viewing
+from cases.selectors import VIEWING_RELATED, viewing_get
+from detection.models import FlagViewing
 from tests.authorisations.conftest import walk  # noqa: F401 - the fixture, for request.getfixturevalue
 from tests.cases.test_viewing_log import viewing_payload
-from tests.factories import ConsentFactory
+from tests.factories import CaseSubjectFactory, ConsentFactory, ProfileFactory
 
 
 def log(client_for, user, case, profile, **overrides):
@@ -70,3 +72,55 @@ def test_a_cited_authorisation_and_raised_and_absorbed_flags_read_the_same(
     for answer in answers:
         viewing = both_ways(alice, answer["id"])
         assert answer == declared(viewing)
+
+
+def test_a_page_of_viewings_reads_its_flags_at_once_and_as_each_link_says(
+    alice, olivia, sam, north_case, jane_profile, client_for, django_assert_num_queries
+):
+    """A list writes out its viewings' flags from two statements for the whole page; each
+    entry must say what DRF's declared ViewingFlagOutput says of the link's own objects."""
+    other = CaseSubjectFactory(case=north_case, subject__created_by=alice).subject
+    other_profile = ProfileFactory(subject=other, platform="facebook", handle="o.p", url="https://facebook.com/o.p")
+    logged = [
+        log(client_for, alice, north_case, profile, access_method="covert_identity", information_recorded=note)
+        for profile in (jane_profile, other_profile)
+        for note in ("", "Photo of the street.", "", "")
+    ]
+    third = CaseSubjectFactory(case=north_case, subject__created_by=alice).subject
+    ConsentFactory(subject=third, scope=["instagram"])
+    logged.append(log(client_for, alice, north_case, ProfileFactory(subject=third)))
+    assert all(response.status_code == 201 for response in logged)
+    client = client_for(alice)
+    correction = client.post(
+        f"/api/v1/viewings/{logged[-1].json()['id']}/supersede/",
+        viewing_payload(north_case, Viewing.objects.get(pk=logged[-1].json()["id"]).profile, reason="Wrong purpose"),
+        format="json",
+    )
+    assert correction.status_code == 201, correction.json()
+    logged.append(correction)
+    listed = client.get(f"/api/v1/viewings/?case={north_case.pk}&limit=100").json()["results"]
+    assert len(listed) == len(logged)
+    for entry in listed:
+        links = FlagViewing.objects.filter(viewing_id=entry["id"]).select_related("flag").order_by("id")
+        assert entry["flags"] == [dict(ViewingFlagOutput(link).data) for link in links]
+        assert entry == client.get(f"/api/v1/viewings/{entry['id']}/").json()
+        assert entry == declared(Viewing.objects.get(pk=entry["id"]))
+    assert any(len(entry["flags"]) > 1 for entry in listed)
+    assert any(entry["consent"] for entry in listed) and any(entry["superseded_by"] for entry in listed)
+    assert any(flag["routed_to"] for entry in listed for flag in entry["flags"])
+
+    # However many viewings: their consents, their corrections, their flag links, and
+    # whom those flags are routed to (no authorisation is cited here).
+    viewings = Viewing.objects.select_related(*VIEWING_RELATED).order_by("id")
+    every = list(viewings)
+    for rows in (every, [every[0], every[-2], every[-1]]):
+        rows = [Viewing.objects.select_related(*VIEWING_RELATED).get(pk=row.pk) for row in rows]
+        with django_assert_num_queries(4):
+            written = ViewingOutput(rows, many=True).data
+        assert [entry["flags"] for entry in written] == [
+            next(listed_entry["flags"] for listed_entry in listed if listed_entry["id"] == row.pk) for row in rows
+        ]
+    unflagged = viewings.filter(flag_links__isnull=True)
+    assert unflagged.exists()
+    with django_assert_num_queries(4):  # the viewings, their consents and corrections, their (no) links
+        assert all(entry["flags"] == [] for entry in ViewingOutput(unflagged, many=True).data)
