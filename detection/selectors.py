@@ -24,12 +24,13 @@ def flag_list(
         flags = flags.filter(case_id=case)
     if subject is not None:
         flags = flags.filter(subject_id=subject)
-    return flags.prefetch_related("recipients__officer")
+    # Whom each is routed to is read for the whole page as it is written out (FlagListOutput).
+    return flags
 
 
 def flag_get(*, user, flag_id: object) -> Flag:
     try:
-        return flag_list(user=user).get(pk=int(flag_id))
+        return flag_list(user=user).prefetch_related("recipients__officer").get(pk=int(flag_id))
     except (ValueError, TypeError, Flag.DoesNotExist):
         raise NotFound("flag", flag_id) from None
 
