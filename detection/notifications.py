@@ -15,6 +15,8 @@ failed to record it, the email goes again on the next attempt.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from datetime import timedelta
 
 from django.conf import settings
@@ -27,6 +29,7 @@ from django.utils import timezone
 from audit.models import AuditEvent, Outcome
 from audit.services import AuditContext, audit_record
 from detection.models import Flag, Notification, NotificationStatus
+from evidence_service.db import insert
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +79,10 @@ def notification_queue(*, recipient, subject_line: str, body: str, flag: Flag | 
         status=NotificationStatus.PENDING,
         created_at=timezone.now(),
     )
-    notification.full_clean()
-    notification.save()
+    # Checked as a form would check it, but for the recipient and flag: saved instances,
+    # which the foreign keys check anyway (a query each here).
+    notification.full_clean(exclude=["recipient", "flag"])
+    insert(notification)
     notification_id = notification.pk
     transaction.on_commit(lambda: _enqueue(notification_id))
     return notification
@@ -96,23 +101,69 @@ def _enqueue(notification_id: int) -> bool:
     raised: the notification is in the outbox either way."""
     from detection.tasks import send_notification
 
+    connection, kept = _broker_connection(send_notification.app)
     try:
-        # A connection of its own that does not retry: Celery's pooled connection retries
-        # an unreachable broker for seconds (or forever, depending on the version) even
-        # with retry=False, which would hold the request up after its commit.
-        with send_notification.app.connection_for_write(
-            connect_timeout=ENQUEUE_CONNECT_TIMEOUT_SECONDS,
-            transport_options={"max_retries": 0, "socket_timeout": ENQUEUE_CONNECT_TIMEOUT_SECONDS},
-        ) as connection:
-            send_notification.apply_async(args=[notification_id], connection=connection, retry=False)
+        send_notification.apply_async(args=[notification_id], connection=connection, retry=False)
+        return True
     except Exception:
-        logger.warning(
-            "notification %s: its task could not be queued; it stays pending for the periodic task to queue again",
-            notification_id,
-            exc_info=True,
-        )
+        _drop_broker_connection()
+        if not kept:
+            _log_not_queued(notification_id)
+            return False
+    # The kept connection had gone (Redis restarted, an idle connection closed): once more
+    # on a new one, which fails at once if the broker is still away.
+    connection, _kept = _broker_connection(send_notification.app)
+    try:
+        send_notification.apply_async(args=[notification_id], connection=connection, retry=False)
+        return True
+    except Exception:
+        _drop_broker_connection()
+        _log_not_queued(notification_id)
         return False
-    return True
+
+
+def _log_not_queued(notification_id: int) -> None:
+    logger.warning(
+        "notification %s: its task could not be queued; it stays pending for the periodic task to queue again",
+        notification_id,
+        exc_info=True,
+    )
+
+
+#: This process's (and thread's) connection to the broker for queuing notifications.
+_broker = threading.local()
+
+
+def _broker_connection(app):
+    """The connection to queue on, and whether it was kept from an earlier notification.
+
+    A connection of its own that does not retry: Celery's pooled connection retries an
+    unreachable broker for seconds (or forever, depending on the version) even with
+    retry=False, which would hold the request up after its commit. It is kept for the
+    process's next notification (connecting, opening a channel and declaring the queue
+    cost more than the rest of raising a flag did) and made anew after any failure, or in
+    a process forked from the one that made it, or for another broker (settings changed)."""
+    made_for = (os.getpid(), app.conf.broker_write_url or app.conf.broker_url)
+    kept = getattr(_broker, "connection", None)
+    if kept is not None and _broker.made_for == made_for:
+        return kept, True
+    _drop_broker_connection()
+    connection = app.connection_for_write(
+        connect_timeout=ENQUEUE_CONNECT_TIMEOUT_SECONDS,
+        transport_options={"max_retries": 0, "socket_timeout": ENQUEUE_CONNECT_TIMEOUT_SECONDS},
+    )
+    _broker.connection, _broker.made_for = connection, made_for
+    return connection, False
+
+
+def _drop_broker_connection() -> None:
+    connection = getattr(_broker, "connection", None)
+    _broker.connection = None
+    if connection is not None and _broker.made_for[0] == os.getpid():
+        try:
+            connection.release()
+        except Exception:  # already broken; nothing more to free
+            logger.debug("closing a failed broker connection", exc_info=True)
 
 
 def notification_deliver(*, notification_id: int) -> bool:

@@ -28,7 +28,7 @@ from detection.permissions import can_decide_flag, works_on_case
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
-from evidence_service.db import select_joined
+from evidence_service.db import insert, select_joined
 
 # --- Routing ------------------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
     recipients = route(case=viewing.case, practitioner_id=viewing.practitioner_id, severity=finding.severity)
     explanation = _explain(finding, [officer.username for officer, _reason in recipients], absorbed=False)
     now = timezone.now()
-    flag = Flag.objects.create(
+    flag = Flag(
         rule=finding.rule,
         subject_id=viewing.subject_id,
         case=viewing.case,
@@ -152,19 +152,18 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
         explanation=explanation,
         raised_at=now,
     )
-    link = FlagViewing.objects.create(
+    insert(flag)
+    link = FlagViewing(
         flag=flag,
         viewing=viewing,
         explanation=explanation,
         counted_viewing_ids=finding.counted_viewing_ids,
         added_at=now,
     )
-    _prefetched(
-        flag,
-        FlagRecipient.objects.bulk_create(
-            [FlagRecipient(flag=flag, officer=officer, reason=reason) for officer, reason in recipients]
-        ),
-    )
+    insert(link)
+    routed = [FlagRecipient(flag=flag, officer=officer, reason=reason) for officer, reason in recipients]
+    insert(*routed)
+    _prefetched(flag, routed)
     for officer, _reason in recipients:
         notification_queue(
             recipient=officer,

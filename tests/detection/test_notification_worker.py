@@ -26,6 +26,7 @@ import pytest
 from django.conf import settings
 
 from bench.livedb import ROOT, live_database, manage
+from detection.notifications import ENQUEUE_CONNECT_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.postgres
 
@@ -67,6 +68,25 @@ viewing = viewing_log(ctx=AuditContext(actor=alice), details=ViewingDetails(
     case=case, profile=profile, purpose="evidence_gathering", justification="Preparing for the hearing",
     access_method="logged_out_public", interaction="none", information_recorded="", third_party_information=""))
 print(Notification.objects.get(flag__flag_viewings__viewing=viewing, recipient__username="olivia").pk)
+"""
+
+KEPT_CONNECTION = """
+import pathlib, time
+from django.db import transaction
+from accounts.models import User
+from detection.notifications import notification_queue
+signals = pathlib.Path({signals!r})
+for n in range(1, 5):
+    deadline = time.monotonic() + 60
+    while not (signals / f"go-{{n}}").exists():
+        assert time.monotonic() < deadline, n
+        time.sleep(0.05)
+    started = time.monotonic()
+    with transaction.atomic():
+        notification = notification_queue(
+            recipient=User.objects.get(username="olivia"), subject_line={subject!r} + f" {{n}}", body="A flag."
+        )
+    (signals / f"queued-{{n}}").write_text(f"{{notification.pk}} {{time.monotonic() - started}}")
 """
 
 RESEND = """
@@ -335,6 +355,57 @@ def test_a_viewing_logged_while_redis_is_down_still_ends_in_a_delivered_notifica
     assert deployment.shell(RESEND).splitlines()[-1] == "1"
     mails = _wait_until_delivered(deployment, notification_id, "Evidence gathering on case N-9")
     assert len(mails) == 1 and "To: olivia@council.example" in mails[0]
+
+
+def test_one_process_queues_through_a_broker_restart(db, deployment, tmp_path):
+    """A process keeps its broker connection between notifications. After Redis restarts
+    the kept connection is dead: the next notification is queued at once on a new one.
+    While Redis is down, queuing gives up at once and the row waits for the periodic task."""
+    subject = "[N-4] Flag to decide (broker restart)"
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    process = subprocess.Popen(  # noqa: S603 - this interpreter running the project's manage.py
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-v", "0", "-c"]
+        + [KEPT_CONNECTION.format(signals=str(signals), subject=subject)],
+        env=deployment.env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def queue(n: int) -> tuple[int, float]:
+        (signals / f"go-{n}").touch()
+        done = signals / f"queued-{n}"
+        wait_for(lambda: done.exists() or process.poll() is not None, f"notification {n} to be made")
+        assert done.exists(), process.communicate()[1]
+        notification_id, seconds = done.read_text().split()
+        return int(notification_id), float(seconds)
+
+    try:
+        first, _seconds = queue(1)
+        _wait_until_delivered(deployment, first, f"{subject} 1")
+        deployment.redis.stop()
+        deployment.redis.start()
+        second, _seconds = queue(2)  # on a dead kept connection: queued again on a new one
+        _wait_until_delivered(deployment, second, f"{subject} 2")
+        deployment.redis.stop()
+        try:
+            third, seconds_while_down = queue(3)
+        finally:
+            deployment.redis.start()
+        fourth, _seconds = queue(4)
+        _wait_until_delivered(deployment, fourth, f"{subject} 4")
+        process.wait(timeout=DEADLINE)
+        errors = process.stderr.read()
+    finally:
+        stop(process)
+    assert process.returncode == 0, errors
+    assert seconds_while_down < 2 * ENQUEUE_CONNECT_TIMEOUT_SECONDS
+    assert errors.count("stays pending") == 1, errors
+    assert deployment.notification(third) == ("pending", 0, 0)
+    assert deployment.shell(RESEND).splitlines()[-1] == "1"
+    _wait_until_delivered(deployment, third, f"{subject} 3")
+    assert [deployment.notification(n) for n in (first, second, third, fourth)] == [("sent", 1, 1)] * 4
 
 
 def test_a_notification_whose_worker_is_killed_mid_send_is_delivered_by_the_next_worker(db, deployment, tmp_path):
