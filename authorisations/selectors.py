@@ -88,11 +88,20 @@ def authorisation_check_viewing(
         problems.append(f"Authorisation {authorisation.urn} was cancelled at {_local(authorisation.cancelled_at)}.")
     elif authorisation.expires_at <= at:
         problems.append(f"Authorisation {authorisation.urn} expired at {_local(authorisation.expires_at)}.")
-    if not authorisation.subjects.filter(pk=subject_id).exists():
+    if not _among(authorisation, "subjects", subject_id):
         problems.append("The person viewed is not a subject of this authorisation.")
-    if platform not in (authorisation.platforms or []) and not authorisation.profiles.filter(pk=profile_id).exists():
+    if platform not in (authorisation.platforms or []) and not _among(authorisation, "profiles", profile_id):
         problems.append(f"This {platform} profile is outside the authorisation's profiles and platforms.")
     return problems
+
+
+def _among(authorisation: Authorisation, scope: str, pk: int) -> bool:
+    """Whether ``pk`` is in the authorisation's ``scope`` (subjects or profiles): from those
+    prefetched with it, as for a page of viewings, or else one query."""
+    prefetched = getattr(authorisation, "_prefetched_objects_cache", {}).get(scope)
+    if prefetched is not None:
+        return any(row.pk == pk for row in prefetched)
+    return getattr(authorisation, scope).filter(pk=pk).exists()
 
 
 @dataclass(frozen=True)

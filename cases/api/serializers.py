@@ -261,15 +261,19 @@ _SELDOM_SET = (Viewing.consent.field, Viewing.authorisation.field, Viewing.super
 
 def _read_seldom_set(viewings) -> None:
     """Give the viewings whose consent, authorisation or correction is not in hand each of
-    these, read for all of them at once (a statement for each that any of them has, and one
-    for the corrections). Most looks have none of them; joining all three into the
-    statement that reads the page made PostgreSQL plan it ten times as long (every table
-    joined multiplies the join orders weighed), longer than reading the page took."""
+    these, read for all of them at once: a statement for each that any of them has (two
+    more for the authorisations' people and profiles) and one for the corrections. Most
+    looks have none of them; joining all three into the statement that reads the page made
+    PostgreSQL plan it ten times as long (every table joined multiplies the join orders
+    weighed), longer than reading the page took."""
     consent, authorisation, correction = _SELDOM_SET
     for field in (consent, authorisation):
         pending = [viewing for viewing in viewings if not field.is_cached(viewing)]
         keys = {getattr(viewing, field.attname) for viewing in pending} - {None}
-        found = field.related_model._base_manager.in_bulk(keys) if keys else {}
+        rows = field.related_model._base_manager.all()
+        if field is authorisation:  # with their scope, for authorisation_check
+            rows = rows.prefetch_related("subjects", "profiles")
+        found = rows.in_bulk(keys) if keys else {}
         for viewing in pending:
             field.set_cached_value(viewing, found.get(getattr(viewing, field.attname)))
     pending = [viewing for viewing in viewings if not correction.is_cached(viewing)]

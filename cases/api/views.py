@@ -318,7 +318,9 @@ class ViewingListCreateApi(_Api):
                 subject_ids=[viewing.subject_id for viewing in page.rows],
                 payload={"filters": f, "viewing_ids": [viewing.pk for viewing in page.rows]},
             )
-        return Response({"results": ViewingOutput(page.rows, many=True).data, "next": page.next_url})
+            # In the same transaction: their flags and the rest are read as the page was.
+            results = ViewingOutput(page.rows, many=True).data
+        return Response({"results": results, "next": page.next_url})
 
     @extend_schema(request=ViewingInput, responses={201: ViewingOutput})
     def post(self, request):

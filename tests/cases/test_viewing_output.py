@@ -124,3 +124,30 @@ def test_a_page_of_viewings_reads_its_flags_at_once_and_as_each_link_says(
     assert unflagged.exists()
     with django_assert_num_queries(4):  # the viewings, their consents and corrections, their (no) links
         assert all(entry["flags"] == [] for entry in ViewingOutput(unflagged, many=True).data)
+
+
+def test_looks_citing_an_authorisation_are_checked_without_a_query_each(
+    alice, north_case, jane_profile, client_for, request
+):
+    """Whether the cited authorisation covered each look is worked out from its people and
+    profiles, read once for the page; each answer is what the declared fields say."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    authorisation = request.getfixturevalue("walk")("in_force")
+    cited = [
+        log(client_for, alice, north_case, jane_profile, authorisation=authorisation.pk, purpose="evidence_gathering")
+        for _ in range(3)
+    ]
+    assert all(response.status_code == 201 for response in cited)
+    ids = [response.json()["id"] for response in cited]
+    counts = []
+    for chosen in (ids[:1], ids):
+        rows = list(Viewing.objects.select_related(*VIEWING_RELATED).filter(pk__in=chosen).order_by("id"))
+        with CaptureQueriesContext(connection) as queries:
+            written = ViewingOutput(rows, many=True).data
+        counts.append(len(queries))
+        for entry, row in zip(written, rows, strict=True):
+            assert entry["authorisation_check"] is not None
+            assert dict(entry) == declared(Viewing.objects.get(pk=row.pk))
+    assert counts[0] == counts[1], counts
