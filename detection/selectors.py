@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from cases.models import Viewing
 from detection.models import DetectionPolicy, Flag, FlagRecipient, FlagViewing
@@ -30,7 +30,8 @@ def flag_list(
 
 def flag_get(*, user, flag_id: object) -> Flag:
     try:
-        return flag_list(user=user).prefetch_related("recipients__officer").get(pk=int(flag_id))
+        recipients = Prefetch("recipients", FlagRecipient.objects.select_related("officer").order_by("id"))
+        return flag_list(user=user).prefetch_related(recipients).get(pk=int(flag_id))
     except (ValueError, TypeError, Flag.DoesNotExist):
         raise NotFound("flag", flag_id) from None
 

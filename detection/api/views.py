@@ -185,7 +185,9 @@ class FlagListApi(_FlagApi):
                 subject_ids=[flag.subject_id for flag in page.rows],
                 payload={"filters": filters.validated_data, "flag_ids": [flag.pk for flag in page.rows]},
             )
-        return Response({"results": FlagOutput(page.rows, many=True).data, "next": page.next_url})
+            # In the same transaction: whom they are routed to is read as the page was.
+            results = FlagOutput(page.rows, many=True).data
+        return Response({"results": results, "next": page.next_url})
 
 
 def _detail(request, flag) -> dict:

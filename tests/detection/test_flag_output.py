@@ -35,12 +35,15 @@ def test_flags_listed_say_what_their_declared_fields_say(
     )
     assert decided.status_code == 200, decided.json()
 
-    listed = client_for(sam).get("/api/v1/flags/?limit=100").json()["results"]
+    sam_client = client_for(sam)
+    listed = sam_client.get("/api/v1/flags/?limit=100").json()["results"]
     assert [entry["id"] for entry in listed] == [flag.pk for flag in reversed(flags)]
     by_id = {flag.pk: flag for flag in Flag.objects.select_related("case", "decided_by")}
     for entry in listed:
         assert entry == declared(by_id[entry["id"]])
         assert entry == {key: value for key, value in FlagOutput(by_id[entry["id"]]).data.items()}
+        detail = sam_client.get(f"/api/v1/flags/{entry['id']}/").json()
+        assert {key: detail[key] for key in entry} == entry
     assert any(entry["decided_by"] == "olivia" and entry["decided_at"] for entry in listed)
     assert all(entry["routed_to"] for entry in listed)
 
