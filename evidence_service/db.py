@@ -332,6 +332,9 @@ def insert(*instances: models.Model) -> None:
     for instance in instances:
         if type(instance) is not model or not instance._state.adding:
             raise ValueError("insert() takes new instances of one model")
+        # As save() does: a related object not yet saved is refused (it would be written
+        # as NULL), and the key of one saved since it was assigned is taken up.
+        instance._prepare_related_fields_for_save(operation_name="insert")
     if not conn.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
         for instance in instances:
             instance.save(force_insert=True)

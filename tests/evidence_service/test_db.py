@@ -41,6 +41,18 @@ def test_insert_writes_what_the_orm_reads_back(jane, alice):
         insert(event)  # not new any more
 
 
+def test_insert_refuses_an_unsaved_related_object_as_save_does(jane, alice):
+    unsaved = SubjectFactory.build(created_by=alice)
+    consent = Consent(subject=unsaved, scope=["all"], granted_at=timezone.now(), evidence="Form", recorded_by=alice)
+    with pytest.raises(ValueError, match="unsaved related object 'subject'"):
+        insert(consent)
+    assert not Consent.objects.exists()
+    # Saved after it was assigned: its key is taken up, as save() would.
+    unsaved.save()
+    insert(consent)
+    assert Consent.objects.get(pk=consent.pk).subject_id == unsaved.pk
+
+
 def test_select_converts_as_the_orm_does(jane):
     made = ConsentFactory(subject=jane, scope=["instagram"], expires_at=timezone.now() + timedelta(days=3))
     (found,) = select(Consent, "c", "FROM cases_consent c WHERE c.id = %s", [made.pk])
