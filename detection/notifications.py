@@ -98,36 +98,24 @@ def _header_safe(subject_line: str) -> str:
 
 def _enqueue(notification_id: int) -> bool:
     """Queue the sending task; True if the broker took it. Failures are logged, never
-    raised: the notification is in the outbox either way."""
+    raised: the notification is in the outbox either way. After a failure the next
+    notification starts on a new connection. (A kept connection that Redis closed, as on
+    a restart, is reconnected by the Redis client itself:
+    tests/detection/test_notification_worker.py.)"""
     from detection.tasks import send_notification
 
-    connection, kept = _broker_connection(send_notification.app)
     try:
+        connection = _broker_connection(send_notification.app)
         send_notification.apply_async(args=[notification_id], connection=connection, retry=False)
-        return True
     except Exception:
         _drop_broker_connection()
-        if not kept:
-            _log_not_queued(notification_id)
-            return False
-    # The kept connection had gone (Redis restarted, an idle connection closed): once more
-    # on a new one, which fails at once if the broker is still away.
-    connection, _kept = _broker_connection(send_notification.app)
-    try:
-        send_notification.apply_async(args=[notification_id], connection=connection, retry=False)
-        return True
-    except Exception:
-        _drop_broker_connection()
-        _log_not_queued(notification_id)
+        logger.warning(
+            "notification %s: its task could not be queued; it stays pending for the periodic task to queue again",
+            notification_id,
+            exc_info=True,
+        )
         return False
-
-
-def _log_not_queued(notification_id: int) -> None:
-    logger.warning(
-        "notification %s: its task could not be queued; it stays pending for the periodic task to queue again",
-        notification_id,
-        exc_info=True,
-    )
+    return True
 
 
 #: This process's (and thread's) connection to the broker for queuing notifications.
@@ -135,7 +123,7 @@ _broker = threading.local()
 
 
 def _broker_connection(app):
-    """The connection to queue on, and whether it was kept from an earlier notification.
+    """The connection to queue on.
 
     A connection of its own that does not retry: Celery's pooled connection retries an
     unreachable broker for seconds (or forever, depending on the version) even with
@@ -146,14 +134,14 @@ def _broker_connection(app):
     made_for = (os.getpid(), app.conf.broker_write_url or app.conf.broker_url)
     kept = getattr(_broker, "connection", None)
     if kept is not None and _broker.made_for == made_for:
-        return kept, True
+        return kept
     _drop_broker_connection()
     connection = app.connection_for_write(
         connect_timeout=ENQUEUE_CONNECT_TIMEOUT_SECONDS,
         transport_options={"max_retries": 0, "socket_timeout": ENQUEUE_CONNECT_TIMEOUT_SECONDS},
     )
     _broker.connection, _broker.made_for = connection, made_for
-    return connection, False
+    return connection
 
 
 def _drop_broker_connection() -> None:

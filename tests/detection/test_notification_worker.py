@@ -358,9 +358,10 @@ def test_a_viewing_logged_while_redis_is_down_still_ends_in_a_delivered_notifica
 
 
 def test_one_process_queues_through_a_broker_restart(db, deployment, tmp_path):
-    """A process keeps its broker connection between notifications. After Redis restarts
-    the kept connection is dead: the next notification is queued at once on a new one.
-    While Redis is down, queuing gives up at once and the row waits for the periodic task."""
+    """A process keeps its broker connection between notifications. After Redis restarts,
+    the next notification is still queued at once (the Redis client reconnects the kept
+    connection). While Redis is down, queuing gives up at once and the row waits for the
+    periodic task; the first notification after Redis is back is queued at once."""
     subject = "[N-4] Flag to decide (broker restart)"
     signals = tmp_path / "signals"
     signals.mkdir()
@@ -386,7 +387,7 @@ def test_one_process_queues_through_a_broker_restart(db, deployment, tmp_path):
         _wait_until_delivered(deployment, first, f"{subject} 1")
         deployment.redis.stop()
         deployment.redis.start()
-        second, _seconds = queue(2)  # on a dead kept connection: queued again on a new one
+        second, _seconds = queue(2)  # on the kept connection, which Redis closed
         _wait_until_delivered(deployment, second, f"{subject} 2")
         deployment.redis.stop()
         try:
