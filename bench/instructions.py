@@ -69,7 +69,7 @@ def main() -> None:
 
         counts: dict[str, float] = {}
         try:
-            for _ in range(4):
+            for _ in range(int(wait_for("kinds"))):
                 kind = wait_for("ready")
                 control("--zero")
                 control("--instr=on")
@@ -87,7 +87,7 @@ def main() -> None:
                 process.kill()
     print(f"Instructions per request in this process (callgrind), {args.requests} requests of each kind")
     for kind, count in counts.items():
-        print(f"  {kind:10s}  {count / 1e6:6.2f} million  ({count / counts['floor']:4.2f}x floor)")
+        print(f"  {kind:12s}  {count / 1e6:6.2f} million  ({count / counts['floor']:4.2f}x floor)")
 
 
 def _total(dump: Path) -> int:

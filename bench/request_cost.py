@@ -7,7 +7,9 @@ against logging a viewing, for a consented look and for looks joining open flags
                                            [--looks 80] [--requests 100] [--rounds 3]
 
 In a throwaway database it seeds a team, a case and 20 people with consent and 20 without,
-each of those with LOOKS unconsented looks within the detection window and open flags; then,
+each of those with LOOKS unconsented looks within the detection window and open flags, and
+one more person without consent for each "new flag" request, with LOOKS looks and no flag;
+then,
 in ROUNDS turns, sends REQUESTS of each kind through Django's test client with token
 authentication (``POST /bench/floor/viewings/`` and ``POST /api/v1/viewings/``):
 
@@ -15,14 +17,27 @@ authentication (``POST /bench/floor/viewings/`` and ``POST /api/v1/viewings/``):
   consented  a look at a person with consent (no rule fires);
   one flag   a look at a person without consent, joining the open repeat-viewing flag;
   two flags  the same with information recorded, joining that flag and the
-             systematic-recording one.
+             systematic-recording one;
+  new flag   a look at a person looked at often but never flagged: it raises the
+             repeat-viewing flag, routes it to the officers and queues their emails;
 
-It prints, per kind, the median over the rounds of this process's CPU time per request and
+and, for comparison, three reads of 50 rows (each audited, as every read is):
+
+  viewing list  a practitioner's GET /api/v1/viewings/?case=...&limit=50 (the case's latest
+                looks, many of them flagged);
+  flag list     an officer's GET /api/v1/flags/?limit=50;
+  history       an auditor's GET /api/v1/audit/access-history/?subject=...&limit=50 for a
+                flagged person.
+
+The tables are analysed after the warm-up, as autovacuum would. It prints, per kind, the
+median over the rounds of this process's CPU time per request and
 of the PostgreSQL backend's (read from /proc/PID/schedstat, in nanoseconds; PostgreSQL must
 run on this machine), and the ratio of each to the floor. The kinds take turns, in reverse
 order every other round; the flagged people's looks grow as the rounds add to them, and the
-script prints how many they had at the start and at the end. With Redis given, sequencing is left to a Celery beat
-that is not running, as in production; without it, each request sequences after commit.
+script prints how many they had at the start and at the end. With Redis given, sequencing is
+left to a Celery beat that is not running, as in production, and the emails' tasks are
+queued there and purged at the end; without it, each request sequences after commit and
+the emails are sent in-process.
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.livedb import live_database  # noqa: E402
 
 PEOPLE = 20
+WARM_UP = 20
 
 
 def backend_cpu(pid: int) -> float:
@@ -71,6 +87,7 @@ def handshake(directory: Path, kinds: dict, requests: int) -> None:
             time.sleep(0.05)
         (directory / name).unlink()
 
+    (directory / "kinds").write_text(str(len(kinds)))
     for kind, send_one in kinds.items():
         (directory / "ready").write_text(kind)
         wait_for("go")
@@ -116,9 +133,12 @@ def main() -> None:
         for n in range(2):
             User.objects.create_user(f"officer{n}", role=Role.RIPA_OFFICER, email=f"officer{n}@council.example")
         case = Case.objects.create(reference="N-1", title="A family", team=team, created_by=alice)
-        profiles: dict[str, list[Profile]] = {"consented": [], "unconsented": []}
-        for n in range(PEOPLE):
-            for kind in profiles:
+        profiles: dict[str, list[Profile]] = {"consented": [], "unconsented": [], "fresh": []}
+        # People looked at often but never flagged: each look at one raises a flag. One for
+        # each such request, with the warm-up's.
+        fresh = (args.requests if args.handshake else args.requests * args.rounds) + WARM_UP
+        for kind, count in (("consented", PEOPLE), ("unconsented", PEOPLE), ("fresh", fresh)):
+            for n in range(count):
                 person = Subject.objects.create(display_name=f"{kind} {n}", created_by=alice)
                 CaseSubject.objects.create(case=case, subject=person, relationship="service_user", linked_by=alice)
                 handle = f"{kind}.{n}"
@@ -152,14 +172,26 @@ def main() -> None:
                 access_method="logged_out_public",
                 interaction="none",
             )
-            for profile in profiles["unconsented"]
+            for profile in profiles["unconsented"] + profiles["fresh"]
             for look in range(args.looks)
         )
         with connection.cursor() as cursor:
             cursor.execute(CREATE_TABLE)
-        raw = "bench-" + os.urandom(24).hex()
-        ApiToken.objects.create(user=alice, key_hash=hash_token(raw), expires_at=now + timedelta(hours=6))
-        client = Client(HTTP_AUTHORIZATION=f"Token {raw}")
+
+        def client_of(user: User) -> Client:
+            raw = "bench-" + os.urandom(24).hex()
+            ApiToken.objects.create(user=user, key_hash=hash_token(raw), expires_at=now + timedelta(hours=6))
+            return Client(HTTP_AUTHORIZATION=f"Token {raw}")
+
+        client = client_of(alice)
+        officer = client_of(User.objects.get(username="officer0"))
+        auditor = client_of(User.objects.create_user("auditor", role=Role.AUDITOR))
+        flagged_person = profiles["unconsented"][0].subject_id
+
+        def read(reader: Client, path: str) -> None:
+            response = reader.get(path)
+            if response.status_code != 200:
+                raise SystemExit(f"{path} answered {response.status_code}: {response.content[:500]!r}")
 
         def send(profile: Profile, information: str = "", path: str = "/api/v1/viewings/") -> None:
             body = {
@@ -181,18 +213,28 @@ def main() -> None:
             "consented": lambda n: send(profiles["consented"][n % PEOPLE]),
             "one flag": lambda n: send(profiles["unconsented"][n % PEOPLE]),
             "two flags": lambda n: send(profiles["unconsented"][n % PEOPLE], "Photo of the street, 3 days ago."),
+            "new flag": lambda n: send(next(never_flagged)),
+            "viewing list": lambda n: read(client, f"/api/v1/viewings/?case={case.pk}&limit=50"),
+            "flag list": lambda n: read(officer, "/api/v1/flags/?limit=50"),
+            "history": lambda n: read(auditor, f"/api/v1/audit/access-history/?subject={flagged_person}&limit=50"),
         }
+        never_flagged = iter(profiles["fresh"])
         # Raise both flags for everyone without consent, and warm every path up.
         for n in range(PEOPLE):
             kinds["two flags"](n)
         for send_one in kinds.values():
-            for n in range(20):
+            for n in range(WARM_UP):
                 send_one(n)
+        # Statistics for the planner, as autovacuum keeps them (without them it plans the
+        # lists as if each table held a row).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
         # As a gunicorn worker does once the app is loaded (gunicorn.conf.py).
         gc.collect()
         gc.freeze()
         if args.handshake:
             handshake(Path(args.handshake), kinds, args.requests)
+            purge_queued_emails(args.redis_url)
             return
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
@@ -224,9 +266,18 @@ def main() -> None:
         for kind in kinds:
             py, db = statistics.median(python[kind]), statistics.median(database[kind])
             print(
-                f"  {kind:10s}  Python {py:6.2f} ms ({py / floor_python:4.2f}x floor)   "
+                f"  {kind:12s}  Python {py:6.2f} ms ({py / floor_python:4.2f}x floor)   "
                 f"PostgreSQL {db:5.2f} ms ({db / floor_database if floor_database else float('nan'):4.2f}x floor)"
             )
+        purge_queued_emails(args.redis_url)
+
+
+def purge_queued_emails(redis_url: str) -> None:
+    """The new flags' email tasks, queued in Redis with no worker to run them."""
+    if redis_url:
+        from evidence_service.celery import app
+
+        app.control.purge()
 
 
 if __name__ == "__main__":
