@@ -10,7 +10,7 @@ from rest_framework import serializers
 from authorisations.selectors import authorisation_check_viewing
 from cases.models import ExternalAuthorityKind, Viewing
 from detection.selectors import flag_links_of
-from evidence_service.api.fields import moment_text
+from evidence_service.api.fields import ReadTogether, moment_text
 
 
 class CaseOutput(serializers.Serializer):
@@ -117,14 +117,10 @@ class ViewingFlagOutput(serializers.Serializer):
         return sorted(recipient.officer.username for recipient in link.flag.recipients.all())
 
 
-class ViewingListOutput(serializers.ListSerializer):
-    """Viewings written out together: their flags are read for all of them at once."""
-
-    def to_representation(self, data):
-        rows = list(data.all() if hasattr(data, "all") else data)
+class ViewingListOutput(ReadTogether):
+    def read_together(self, rows: list) -> None:
         _read_seldom_set(rows)
         _read_flags(rows)
-        return super().to_representation(rows)
 
 
 class ViewingOutput(serializers.Serializer):

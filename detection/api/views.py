@@ -15,7 +15,7 @@ from audit.services import AuditContext, audit_record
 from cases.api.views import page_schema
 from detection import selectors, services
 from detection.models import FlagOutcome, FlagRecipient, FlagStatus, RuleCode
-from evidence_service.api.fields import IdField, moment_text
+from evidence_service.api.fields import IdField, ReadTogether, moment_text
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -62,13 +62,9 @@ class RecipientOutput(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class FlagListOutput(serializers.ListSerializer):
-    """Flags written out together: whom each is routed to is read for all of them at once."""
-
-    def to_representation(self, data):
-        rows = list(data.all() if hasattr(data, "all") else data)
+class FlagListOutput(ReadTogether):
+    def read_together(self, rows: list) -> None:
         _read_recipients(rows)
-        return super().to_representation(rows)
 
 
 class FlagOutput(serializers.Serializer):

@@ -83,3 +83,17 @@ class FieldsCopiedOnce:
                     raise TypeError(f"{cls.__name__}.{name}: a field with an inner field cannot be shared")
             cls._fields_copied_once = prototypes
         return {name: copy.copy(field) for name, field in prototypes.items()}
+
+
+class ReadTogether(serializers.ListSerializer):
+    """Rows written out together (``many=True``), after what each needs from other tables
+    is read for all of them at once by ``read_together``: a few statements for a page
+    rather than some for every row."""
+
+    def to_representation(self, data):
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.read_together(rows)
+        return super().to_representation(rows)
+
+    def read_together(self, rows: list) -> None:
+        raise NotImplementedError
