@@ -225,3 +225,27 @@ def test_a_forged_checkpoint_signature_is_found(tmp_path, auditor_client, vkey_f
 def test_tampering_on_postgresql_needs_the_triggers_switched_off_first(db):
     with pytest.raises(Exception, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f'UPDATE {PROTECTED[2]} SET commitment = %s WHERE "index" = 0', [b"x" * 32])
+
+
+def test_a_long_log_is_exported_as_consecutive_bundles_that_each_verify(
+    tmp_path, auditor_client, vkey_file, monkeypatch
+):
+    from audit.api import views as audit_views
+
+    monkeypatch.setattr(audit_views, "MAX_EXPORT", 4)
+    size = AuditCheckpoint.objects.order_by("-tree_size").first().tree_size
+    too_long = auditor_client.get("/api/v1/audit/export/?start=0&end=5")
+    assert too_long.status_code == 400 and "At most 4" in too_long.json()["fields"]["end"][0]
+    beyond = auditor_client.get(f"/api/v1/audit/export/?start={size + 1}")
+    assert beyond.status_code == 400 and list(beyond.json()["fields"]) == ["start"]
+    covered = []
+    for start in range(0, size, 4):
+        response = auditor_client.get(f"/api/v1/audit/export/?start={start}")
+        assert response.status_code == 200, response.content
+        bundle = response.json()
+        covered += [entry["index"] for entry in bundle["entries"]]
+        path = tmp_path / f"bundle-{start}.json"
+        path.write_text(json.dumps(bundle))
+        result = offline_verify("bundle", "--vkey", str(vkey_file), str(path))
+        assert result.returncode == 0, result.stderr
+    assert covered == list(range(size))
