@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.middleware import common as django_common
 
 
 class RequestIdMiddleware:
@@ -62,3 +63,15 @@ class ContentSecurityPolicyMiddleware:
             docs = match is not None and match.view_name in DOCS_VIEW_NAMES
             response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY
         return response
+
+
+class CommonMiddleware(django_common.CommonMiddleware):
+    """Django's, except that an API URL without its trailing slash is not redirected: a
+    client following the 301 would send its POST again as a GET, which would answer 200
+    with a list while nothing was saved. The API answers such a URL 404, naming the URL
+    with the slash (``evidence_service.api.views.not_found``)."""
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path_info.startswith("/api/"):
+            return False
+        return super().should_redirect_with_slash(request)

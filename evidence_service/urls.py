@@ -18,7 +18,12 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, so the page needs no
     # inline script under the Content-Security-Policy.
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    # GET and HEAD only: its template renderer has nothing to show for OPTIONS.
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="docs",
+    ),
 ]
 
 urlpatterns = [
@@ -33,5 +38,7 @@ if settings.BENCH_FLOOR_ENDPOINT:
 
     urlpatterns.append(path("bench/floor/viewings/", FloorViewingCreateApi.as_view(), name="bench-floor"))
 
+handler400 = "evidence_service.api.views.bad_request"
+handler403 = "evidence_service.api.views.permission_denied"
 handler404 = "evidence_service.api.views.not_found"
 handler500 = "evidence_service.api.views.server_error"

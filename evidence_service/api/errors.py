@@ -17,6 +17,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,10 @@ def _audit_refusal(request, status_code: int, code: str, message: str, exc: Exce
     )
 
 
+#: The renderers an error answer may be written by: JSON, and the browsable API's page.
+ERROR_FORMATS = ("json", "api")
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     request = context.get("request")
     status_code, code, message, fields, extra = _classify(exc)
@@ -206,4 +211,9 @@ def exception_handler(exc: Exception, context: dict) -> Response:
                 {},
             )
     body = error_body(request, code=code, message=message, fields=fields, **extra)
+    renderer = getattr(request, "accepted_renderer", None) if request is not None else None
+    if request is not None and getattr(renderer, "format", None) not in ERROR_FORMATS:
+        # An error is never a CSV file, a YAML schema or a template page: it has the one
+        # JSON shape (or the browsable API's page of it).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
     return Response(body, status=status_code, headers=headers)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 #: The largest id a PostgreSQL bigint holds; larger numbers are refused as input errors.
@@ -27,17 +29,51 @@ class IdField(serializers.IntegerField):
 EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 
 
-class MomentField(serializers.DateTimeField):
-    """A date and time given as input (an ISO 8601 / RFC 3339 date-time), from 1900 on."""
+#: The one form a date and time is taken in: RFC 3339's (a space or a lower-case t and z
+#: allowed), its offset optional. ISO 8601's other forms (week dates, ordinal dates, the
+#: basic form without separators), which Python would also parse, are refused.
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?")
 
-    default_error_messages = {"too_early": "Dates and times before 1900 are not accepted."}
+
+class MomentField(serializers.DateTimeField):
+    """A date and time given as input: an RFC 3339 date-time, from 1900 on. Without a UTC
+    offset it is UK local time (``TIME_ZONE``), unless that time happens twice or not at
+    all as the clocks change: then the offset is needed, and its absence is an error rather
+    than a guess."""
+
+    default_error_messages = {
+        "too_early": "Dates and times before 1900 are not accepted.",
+        "form": "Give a date and time as YYYY-MM-DDThh:mm:ss, with Z or a UTC offset such as +01:00.",
+        "ambiguous": "{value} happens twice in UK time (the clocks go back then): add its UTC offset.",
+        "missing": "{value} does not exist in UK time (the clocks go forward then): add its UTC offset.",
+    }
 
     def to_internal_value(self, value):
+        if isinstance(value, str):
+            form = _MOMENT.fullmatch(value)
+            if form is None:
+                self.fail("form")
+            if form.group(3) is None:
+                self._check_local(value)
         moment = super().to_internal_value(value)
         earliest = EARLIEST_MOMENT if timezone.is_aware(moment) else EARLIEST_MOMENT.replace(tzinfo=None)
         if moment < earliest:
             self.fail("too_early")
         return moment
+
+    def _check_local(self, value: str) -> None:
+        try:
+            local = parse_datetime(value)
+        except ValueError:
+            local = None
+        if local is None:
+            return  # not a date and time at all: the parent refuses it
+        zone = self.default_timezone() or timezone.get_current_timezone()
+        first, second = local.replace(tzinfo=zone, fold=0), local.replace(tzinfo=zone, fold=1)
+        if first.utcoffset() == second.utcoffset():
+            return
+        exists = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == local
+        self.fail("ambiguous" if exists else "missing", value=value)
 
 
 class IdConverter:

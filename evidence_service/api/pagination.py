@@ -29,10 +29,17 @@ def _bad_cursor() -> InvalidInput:
     return InvalidInput("The cursor is not valid.", fields={"cursor": "Use the 'next' link as given."})
 
 
-def _decode(cursor: str, width: int) -> list:
-    """Cursors are signed: a caller can only hand back one this service made."""
+def _salt(request: Request) -> str:
+    """A cursor is made for one list and one caller: signed with the list's path and the
+    caller's id, it is refused by any other list and by anyone else."""
+    user = getattr(request, "user", None)
+    return f"{_CURSOR_SALT}:{request.path}:{getattr(user, 'pk', None)}"
+
+
+def _decode(cursor: str, width: int, salt: str) -> list:
+    """Cursors are signed: a caller can only hand back one this service made for them."""
     try:
-        values = signing.loads(cursor, salt=_CURSOR_SALT)
+        values = signing.loads(cursor, salt=salt)
     except signing.BadSignature as exc:
         raise _bad_cursor() from exc
     if not isinstance(values, list) or len(values) != width:
@@ -40,20 +47,16 @@ def _decode(cursor: str, width: int) -> list:
     return values
 
 
-def _encode(values: list) -> str:
-    return signing.dumps(
-        [value.isoformat() if hasattr(value, "isoformat") else value for value in values], salt=_CURSOR_SALT
-    )
+def _encode(values: list, salt: str) -> str:
+    return signing.dumps([value.isoformat() if hasattr(value, "isoformat") else value for value in values], salt=salt)
 
 
 def read_limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw in (None, ""):
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
+    # Plain digits only: int() would also take "+3", "5_0", " 7" and other scripts' digits.
+    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput("limit is out of range.", fields={"limit": f"Give a whole number from 1 to {MAX_LIMIT}."})
     return limit
@@ -73,7 +76,7 @@ def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...],
     cursor = request.query_params.get("cursor")
     fields = [name.lstrip("-") for name in order]
     if cursor:
-        values = _decode(cursor, len(order))
+        values = _decode(cursor, len(order), _salt(request))
         model = queryset.model
         try:
             values = [model._meta.get_field(name).to_python(value) for name, value in zip(fields, values, strict=False)]
@@ -99,6 +102,8 @@ def keyset_page(queryset: QuerySet, request: Request, *, order: tuple[str, ...],
         rows = rows[:limit]
         last = rows[-1]
         # Rows are model instances, or dicts from ``values()``.
-        token = _encode([last[name] if isinstance(last, dict) else getattr(last, name) for name in fields])
+        token = _encode(
+            [last[name] if isinstance(last, dict) else getattr(last, name) for name in fields], _salt(request)
+        )
         next_url = replace_query_param(request.build_absolute_uri(), "cursor", token)
     return Page(rows=rows, next_url=next_url)

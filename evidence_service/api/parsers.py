@@ -1,13 +1,87 @@
-"""The JSON parser, hardened: a body nested deeply enough to exhaust Python's recursion
-limit is a client error (400), not a server error."""
+"""The JSON parser, hardened, so that no body can make a server error or take a worker's
+memory:
 
-from rest_framework.exceptions import ParseError
+- a body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB) is refused with 413 before
+  it is read in full (DRF reads the stream itself, so Django's own limit never applies);
+- a body nested deeply enough to exhaust Python's recursion limit, or holding a number too
+  long to convert, is a parse error (400);
+- a lone surrogate (``"\\ud800"``, which JSON allows and no UTF-8 answer can carry) anywhere
+  in the body, key or value, is refused with 400 naming the field, before any serializer
+  would quote it back in an error message that could not be encoded.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from django.conf import settings
+from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
+
+
+class BodyTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "too_large"
+
+
+# Only a \u escape can put a surrogate into the parsed body (raw UTF-8 cannot encode one),
+# so bodies without such an escape are not walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+
+
+def _surrogate_in(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The dotted path of the first string (key or value) holding a lone surrogate, and that
+    character; None if there is none."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return (path, found.group()) if found else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(index), item) for index, item in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else key
+        found = _SURROGATE.search(key)
+        if found:
+            return _printable(where), found.group()
+        inner = _surrogate_in(item, where)
+        if inner:
+            return inner
+    return None
 
 
 class SafeJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"The request body is larger than {limit:,} bytes.")
+        body = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(body) > limit:
+            raise BodyTooLarge(f"The request body is larger than {limit:,} bytes.")
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(io.BytesIO(body), media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from None
+            raise exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
+        except exceptions.ParseError as error:
+            if "int_max_str_digits" in str(error.detail):
+                raise exceptions.ParseError("JSON parse error - a number has too many digits.") from None
+            raise
+        if _SURROGATE_ESCAPE.search(body):
+            found = _surrogate_in(data)
+            if found:
+                where, character = found
+                raise exceptions.ValidationError(
+                    {where or "non_field_errors": [f"Surrogate characters are not allowed: U+{ord(character):X}."]}
+                )
+        return data

@@ -7,12 +7,17 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from evidence_service.api.errors import error_body
 
 logger = logging.getLogger(__name__)
 
 
+@csrf_exempt
+@require_safe
 def healthz(request):
     """Database (and Redis when configured) reachability, for load balancers and probes."""
     checks: dict[str, str] = {}
@@ -39,7 +44,27 @@ def healthz(request):
 
 
 def not_found(request, exception=None):
-    return JsonResponse(error_body(request, code="not_found", message="Not found."), status=404)
+    message = "Not found."
+    if not request.path_info.endswith("/"):
+        try:
+            resolve(request.path_info + "/")
+        except Resolver404:
+            pass
+        else:
+            message = f"Not found. The URL ends with a slash: {request.path}/"
+    return JsonResponse(error_body(request, code="not_found", message=message), status=404)
+
+
+def bad_request(request, exception=None):
+    """A request Django refused before any view (a Host not in ALLOWED_HOSTS, say)."""
+    return JsonResponse(error_body(request, code="bad_request", message="Bad request."), status=400)
+
+
+def permission_denied(request, exception=None):
+    return JsonResponse(
+        error_body(request, code="forbidden", message="You do not have permission to perform this action."),
+        status=403,
+    )
 
 
 def server_error(request):

@@ -1,0 +1,228 @@
+"""Hostile requests at the edges of the HTTP layer: lone surrogates, oversized bodies,
+formats, missing slashes, hosts, cursors and limits. Each answers a 4xx in the error shape,
+naming the field where there is one, and writes nothing but the refusal's audit event."""
+
+import io
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from audit.models import AuditEvent
+from cases.models import Case, CaseSubject, Consent, Profile, Viewing
+from evidence_service.api.parsers import BodyTooLarge, SafeJSONParser
+from tests.factories import CaseFactory
+
+LONE = "\\ud800"  # as it appears in a JSON body: an escape that decodes to a lone surrogate
+
+
+def viewing_body(case, profile, **changes) -> dict:
+    return {
+        "case": case.pk,
+        "profile": profile.pk,
+        "purpose": "risk_assessment",
+        "justification": "Checking the address",
+        "access_method": "logged_out_public",
+        "interaction": "none",
+        "information_recorded": "",
+        "third_party_information": "",
+        **changes,
+    }
+
+
+def post_raw(client, path: str, body: dict, replace: str = "SURROGATE") -> object:
+    """``body`` as JSON with the placeholder replaced by a lone surrogate's escape."""
+    text = json.dumps(body).replace(replace, LONE)
+    return client.post(path, data=text, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"purpose": "SURROGATE"}, "purpose"),
+        ({"access_method": "SURROGATE"}, "access_method"),
+        ({"external_authority": {"kind": "SURROGATE", "reference": "x"}}, "external_authority.kind"),
+        ({"justification": "ok SURROGATE"}, "justification"),
+        ({"SURROGATE": "an unknown key"}, "\\ud800"),
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_body_is_refused_naming_it(
+    alice, client_for, north_case, jane_profile, settings, changes, field
+):
+    settings.DEBUG = False
+    response = post_raw(client_for(alice), "/api/v1/viewings/", viewing_body(north_case, jane_profile, **changes))
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert list(body["fields"]) == [field]
+    assert "Surrogate characters are not allowed" in body["fields"][field][0]
+    assert not Viewing.objects.exists()
+
+
+def test_a_lone_surrogate_in_a_list_item_is_named_by_its_position(alice, client_for, jane, settings):
+    settings.DEBUG = False
+    body = {"scope": ["facebook", "SURROGATE"], "granted_at": "2026-11-01T10:00:00Z", "evidence": "Signed form"}
+    response = post_raw(client_for(alice), f"/api/v1/subjects/{jane.pk}/consents/", body)
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["scope.1"]
+    assert not Consent.objects.exists()
+
+
+def test_a_surrogate_pair_is_a_character_like_any_other(alice, client_for, north_case, jane_profile):
+    text = json.dumps(viewing_body(north_case, jane_profile, justification="Saw PAIR on her page")).replace(
+        "PAIR", "\\ud83d\\ude00"
+    )
+    response = client_for(alice).post("/api/v1/viewings/", data=text, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert Viewing.objects.get().justification == "Saw \U0001f600 on her page"
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_parsed(alice, client_for, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = json.dumps({"reference": "C-1", "title": "x" * 20_000})
+    response = client_for(alice).post("/api/v1/cases/", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large" and "10,000 bytes" in response.json()["message"]
+    assert not Case.objects.exists()
+
+
+def test_the_limit_holds_on_what_is_read_whatever_the_declared_length(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    body = json.dumps({"title": "x" * 5_000}).encode()
+    with pytest.raises(BodyTooLarge):
+        SafeJSONParser().parse(io.BytesIO(body), "application/json", {})
+    assert SafeJSONParser().parse(io.BytesIO(body[:900] + b'"}'), "application/json", {})["title"]
+
+
+def test_a_number_too_long_to_convert_is_a_plain_parse_error(db):
+    body = '{"username": ' + "9" * 5000 + ', "password": "x"}'
+    response = APIClient().post("/api/v1/auth/token/", data=body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+    assert "set_int_max_str_digits" not in response.json()["message"]
+
+
+def test_an_unknown_format_is_a_400_naming_it_not_a_404(audrey, client_for):
+    response = client_for(audrey).get("/api/v1/audit/events/?format=xml")
+    assert response.status_code == 400 and response["Content-Type"].startswith("application/json")
+    assert "csv" in response.json()["fields"]["format"][0]
+    assert not AuditEvent.objects.filter(action="request.denied").exists()
+
+
+@pytest.mark.parametrize(
+    "user, url, status",
+    [
+        ("audrey", "/api/v1/audit/access-history/?format=csv", 400),
+        ("alice", "/api/v1/audit/access-history/?format=csv&subject=1", 403),
+        ("audrey", "/api/v1/audit/events/?format=csv&case=abc", 400),
+    ],
+)
+def test_errors_asked_for_as_csv_are_json(request, client_for, user, url, status):
+    response = client_for(request.getfixturevalue(user)).get(url)
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"]
+
+
+def test_only_the_lists_offer_csv(audrey, client_for):
+    response = client_for(audrey).get("/api/v1/audit/checkpoint/?format=csv")
+    assert response.status_code == 400 and "format" in response.json()["fields"]
+
+
+def test_the_schema_answers_its_errors_as_json(client_for, alice):
+    response = APIClient().get("/api/v1/schema/?format=xml")
+    assert response.status_code == 400 and response["Content-Type"].startswith("application/json")
+
+
+def test_options_on_the_docs_page_is_not_allowed(alice, client_for, settings):
+    settings.DEBUG = False
+    response = client_for(alice).options("/api/v1/docs/")
+    assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+
+
+def test_an_api_url_without_its_slash_is_not_redirected(alice, client_for, north_case, jane_profile, settings):
+    settings.DEBUG = False
+    client = client_for(alice)
+    response = client.post("/api/v1/viewings", viewing_body(north_case, jane_profile), format="json")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Not found. The URL ends with a slash: /api/v1/viewings/"
+    assert not Viewing.objects.exists()
+    assert client.get("/api/v1/nothing-here").json()["message"] == "Not found."
+
+
+def test_a_page_url_without_its_slash_is_still_redirected(db, client):
+    response = client.get("/accounts/login")
+    assert response.status_code == 301 and response["Location"] == "/accounts/login/"
+
+
+def test_a_host_not_allowed_answers_json(db, settings):
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["service.example"]
+    response = APIClient().get("/api/v1/me/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request" and response.json()["request_id"]
+
+
+def test_health_takes_only_safe_methods(db, client):
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/healthz").status_code == 405
+
+
+def test_a_cursor_is_for_the_list_and_the_caller_it_was_made_for(alice, carol, client_for, north):
+    for n in range(3):
+        CaseFactory(reference=f"C-{n}", team=north)
+    mine = client_for(alice)
+    next_url = mine.get("/api/v1/cases/?limit=1").json()["next"]
+    assert mine.get(next_url).status_code == 200
+    cursor = next_url.split("cursor=")[1]
+    other = client_for(carol).get(f"/api/v1/cases/?limit=1&cursor={cursor}")
+    assert other.status_code == 400 and "cursor" in other.json()["fields"]
+    elsewhere = mine.get(f"/api/v1/flags/?cursor={cursor}")
+    assert elsewhere.status_code == 400 and "cursor" in elsewhere.json()["fields"]
+
+
+@pytest.mark.parametrize("limit", ["+3", "5_0", "\u0661", " 7", "1e3", "0", "1001"])
+def test_a_limit_is_plain_digits_in_range(alice, client_for, north_case, limit):
+    response = client_for(alice).get("/api/v1/viewings/", {"limit": limit})
+    assert response.status_code == 400 and "limit" in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    "viewed_at, message",
+    [
+        ("2026-03-29T01:30:00", "does not exist in UK time"),
+        ("2026-10-25T01:30:00", "happens twice in UK time"),
+        ("2026-W44-1T00:00:00Z", "YYYY-MM-DDThh:mm:ss"),
+        ("20261020T000000Z", "YYYY-MM-DDThh:mm:ss"),
+        ("2026-02-30T10:00:00", "wrong format"),
+    ],
+)
+def test_a_moment_must_be_one_time_in_rfc_3339_form(
+    alice, client_for, north_case, jane_profile, viewed_at, message, settings
+):
+    settings.DEBUG = False
+    body = viewing_body(north_case, jane_profile, viewed_at=viewed_at, late_entry_reason="Written up late")
+    response = client_for(alice).post("/api/v1/viewings/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert message in response.json()["fields"]["viewed_at"][0]
+    assert not Viewing.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "viewed_at, utc",
+    [
+        ("2026-10-25T01:30:00+01:00", "2026-10-25T00:30:00Z"),
+        ("2026-10-25T01:30:00Z", "2026-10-25T01:30:00Z"),
+        ("2026-07-01T12:00:00", "2026-07-01T11:00:00Z"),  # UK summer time
+        ("2026-11-02 09:15", "2026-11-02T09:15:00Z"),
+    ],
+)
+def test_a_moment_without_an_offset_is_uk_time(alice, client_for, north_case, jane_profile, viewed_at, utc):
+    body = viewing_body(north_case, jane_profile, viewed_at=viewed_at, late_entry_reason="Written up late")
+    response = client_for(alice).post("/api/v1/viewings/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert Viewing.objects.get().viewed_at.isoformat().replace("+00:00", "Z") == utc
+
+
+def test_refusals_here_write_nothing_else(alice, client_for, north_case, jane_profile):
+    client = client_for(alice)
+    before = (CaseSubject.objects.count(), Profile.objects.count(), AuditEvent.objects.count())
+    post_raw(client, "/api/v1/viewings/", viewing_body(north_case, jane_profile, purpose="SURROGATE"))
+    assert (CaseSubject.objects.count(), Profile.objects.count(), AuditEvent.objects.count()) == before
