@@ -65,7 +65,9 @@ def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) ->
             f"A case with reference {reference!r} already exists.", fields={"reference": "This reference is in use."}
         )
     case = Case(reference=reference, title=title.strip(), team=team, created_by=ctx.actor)
-    case.full_clean()
+    # The reference's uniqueness is left to the database (below): checked here too, a
+    # reference taken by a request that committed since the check above would answer 400.
+    case.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
             case.save()
@@ -126,8 +128,8 @@ def subject_add_to_case(
     _require_case_team(ctx, case)
     external_id = (external_id or "").strip() or None
     subject = Subject.objects.filter(external_id=external_id).first() if external_id else None
-    if subject is not None and not Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
-        _require_same_person(subject, display_name=display_name, date_of_birth=date_of_birth)
+    if subject is not None:
+        _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
     subject_created = subject is None
     if subject_created:
         subject = Subject(
@@ -136,13 +138,16 @@ def subject_add_to_case(
             date_of_birth=date_of_birth,
             created_by=ctx.actor,
         )
-        subject.full_clean()
+        # The external id's uniqueness is left to the database (below), so that a person
+        # recorded by a concurrent request is linked as if they had been found above.
+        subject.full_clean(validate_unique=False)
         try:
             with transaction.atomic():
                 subject.save()
         except IntegrityError:  # created concurrently with the same external id
             subject = Subject.objects.get(external_id=external_id)
             subject_created = False
+            _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
     if subject_created:
         audit_record(
             ctx=ctx,
@@ -175,6 +180,15 @@ def subject_add_to_case(
 
 def _same_name(a: str, b: str) -> bool:
     return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def _require_known_person(
+    ctx: AuditContext, subject: Subject, *, display_name: str, date_of_birth: date | None
+) -> None:
+    """An existing person found by external id may be linked when the actor can see them
+    already, or otherwise knows their details."""
+    if not Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
+        _require_same_person(subject, display_name=display_name, date_of_birth=date_of_birth)
 
 
 def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: date | None) -> None:
@@ -212,7 +226,10 @@ def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, hand
             subject=subject, platform=platform, handle=normalised.handle, url=normalised.url, created_by=ctx.actor
         )
         try:
-            profile.full_clean()
+            # The one constraint, a profile registered once, is left to the database
+            # (below): checked here too, a profile registered by a request that committed
+            # since the look-up above would be refused as a bad address.
+            profile.full_clean(validate_constraints=False)
         except ValidationError as exc:
             messages = [m for field_messages in exc.message_dict.values() for m in field_messages]
             raise InvalidInput("That is not a valid profile address.", fields={"handle": messages}) from exc

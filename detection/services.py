@@ -327,16 +327,38 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
 
 # --- The policy -------------------------------------------------------------------------------
 
+#: The first key of the transaction-scoped advisory lock that serialises changes to the
+#: policy (PostgreSQL's two-key form; a space of its own, beside the people's locks,
+#: ``PERSON_LOCK_SPACE`` in cases/selectors.py).
+POLICY_LOCK_SPACE = 0x43455350
+
+
+def _lock_policy() -> None:
+    """Take the policy's lock until the transaction ends, so that changes run one at a time
+    and each reads the version the one before it wrote. Locking the newest row would not
+    do: a change that waited for it reads that row again, not the version written
+    meanwhile, and both would write the same next version. SQLite has one writer at a time
+    anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as db:
+        db.execute(f"SELECT pg_advisory_xact_lock({POLICY_LOCK_SPACE}, 0)")
+
 
 @transaction.atomic
 def policy_update(*, ctx: AuditContext, rules: Any, note: str = "") -> DetectionPolicy:
-    """A new version of the policy (the SRO's alone); earlier versions stay as they were."""
+    """A new version of the policy (the SRO's alone); earlier versions stay as they were.
+    Concurrent changes are made one after the other, each a version of its own, audited
+    against the version it followed."""
     if ctx.actor is None or ctx.actor.role != Role.SRO:
         raise Forbidden("Only the senior responsible officer may change the detection policy.")
     clean, problems = validate_rules(rules)
     if problems:
         raise InvalidInput("The policy has errors.", fields=problems)
-    previous = DetectionPolicy.objects.select_for_update().order_by("-version").first()
+    _lock_policy()
+    # Read after the lock is held: under READ COMMITTED this statement sees every change
+    # committed before it.
+    previous = DetectionPolicy.objects.order_by("-version").first()
     policy = DetectionPolicy.objects.create(
         version=previous.version + 1, rules=clean, note=note.strip(), created_at=timezone.now(), created_by=ctx.actor
     )
