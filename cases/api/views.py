@@ -27,7 +27,7 @@ from cases.api.serializers import (
 from cases.models import AccessMethod, Case, Interaction, Profile, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import NotFound
-from evidence_service.api.fields import FieldsCopiedOnce, IdField, MomentField
+from evidence_service.api.fields import EARLIEST_MOMENT, FieldsCopiedOnce, IdField, MomentField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -128,7 +128,16 @@ class CaseSubjectCreateApi(_Api):
         display_name = serializers.CharField(max_length=200)
         relationship = serializers.ChoiceField(choices=Relationship.choices)
         external_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
-        date_of_birth = serializers.DateField(required=False, allow_null=True)
+        date_of_birth = serializers.DateField(required=False, allow_null=True, help_text="From 1900-01-01 to today.")
+
+        def validate_date_of_birth(self, value):
+            # Nobody the service records was born before 1900 (the earliest date it takes
+            # in) or is yet to be born: such a date is a typing error.
+            if value is not None and value < EARLIEST_MOMENT.date():
+                raise serializers.ValidationError("Dates of birth before 1900 are not accepted.")
+            if value is not None and value > timezone.localdate():
+                raise serializers.ValidationError("A date of birth cannot be in the future.")
+            return value
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
