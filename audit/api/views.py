@@ -26,7 +26,7 @@ from audit.models import AuditCheckpoint
 from audit.services import AuditContext, audit_record
 from cases.api.views import page_schema
 from evidence_service.api.errors import InvalidInput, NotFound
-from evidence_service.api.fields import IdField, moment_text
+from evidence_service.api.fields import IdField, PeriodFilters, moment_text
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 from evidence_service.workers import still_working
@@ -200,15 +200,13 @@ def _event_export_rows(events) -> Iterator[list]:
 class AuditEventListApi(_AuditApi):
     renderer_classes = [*_AuditApi.renderer_classes, CSVRenderer]
 
-    class Filters(serializers.Serializer):
+    class Filters(PeriodFilters):
         actor = serializers.CharField(required=False, max_length=150)
         action = serializers.CharField(required=False, max_length=64)
         target_type = serializers.CharField(required=False, max_length=40)
         target_id = serializers.CharField(required=False, max_length=64)
         case = IdField(required=False)
         subject = IdField(required=False)
-        since = serializers.DateTimeField(required=False)
-        until = serializers.DateTimeField(required=False)
 
     @extend_schema(
         parameters=[

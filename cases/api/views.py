@@ -27,7 +27,7 @@ from cases.api.serializers import (
 from cases.models import AccessMethod, Case, Interaction, Profile, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import NotFound
-from evidence_service.api.fields import EARLIEST_MOMENT, FieldsCopiedOnce, IdField, MomentField
+from evidence_service.api.fields import EARLIEST_MOMENT, FieldsCopiedOnce, IdField, MomentField, PeriodFilters
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -293,12 +293,10 @@ def _viewing_details(request, data: dict, found: tuple[Case, Profile] | None = N
 
 
 class ViewingListCreateApi(_Api):
-    class Filters(serializers.Serializer):
+    class Filters(PeriodFilters):
         case = IdField(required=False)
         subject = IdField(required=False)
         profile = IdField(required=False)
-        since = serializers.DateTimeField(required=False)
-        until = serializers.DateTimeField(required=False)
 
     @extend_schema(
         parameters=[Filters, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],

@@ -76,6 +76,20 @@ class MomentField(serializers.DateTimeField):
         self.fail("ambiguous" if exists else "missing", value=value)
 
 
+class PeriodFilters(serializers.Serializer):
+    """A list's ``since`` (from, inclusive) and ``until`` (before, exclusive) filters. A
+    period that ends before it starts is a mistake to point out, not a question whose
+    answer is an empty list."""
+
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, data):
+        if "since" in data and "until" in data and data["until"] < data["since"]:
+            raise serializers.ValidationError({"until": "The period ends before it starts: until is before since."})
+        return data
+
+
 class IdConverter:
     """``<id:pk>`` in URLs: a positive id of at most 18 digits (always within bigint);
     anything else does not match, and so answers 404."""

@@ -226,3 +226,20 @@ def test_refusals_here_write_nothing_else(alice, client_for, north_case, jane_pr
     before = (CaseSubject.objects.count(), Profile.objects.count(), AuditEvent.objects.count())
     post_raw(client, "/api/v1/viewings/", viewing_body(north_case, jane_profile, purpose="SURROGATE"))
     assert (CaseSubject.objects.count(), Profile.objects.count(), AuditEvent.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    "user, url",
+    [
+        ("alice", "/api/v1/viewings/?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z"),
+        ("audrey", "/api/v1/audit/events/?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z"),
+    ],
+)
+def test_a_period_that_ends_before_it_starts_is_named(request, client_for, user, url):
+    response = client_for(request.getfixturevalue(user)).get(url)
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["until"]
+
+
+def test_a_period_of_one_moment_is_empty_not_an_error(alice, client_for, north_case):
+    url = "/api/v1/viewings/?since=2026-11-01T00:00:00Z&until=2026-11-01T00:00:00Z"
+    assert client_for(alice).get(url).json()["results"] == []
