@@ -339,7 +339,8 @@ def consent_withdraw(
         raise InvalidInput("Withdrawal cannot be in the future.", fields={"withdrawn_at": "Cannot be in the future."})
     if withdrawn_at < consent.granted_at:
         raise InvalidInput(
-            "Withdrawal cannot precede the grant.", fields={"withdrawn_at": "Must be after the consent was granted."}
+            "Withdrawal cannot precede the grant.",
+            fields={"withdrawn_at": "Must not be before the consent was granted."},
         )
     consent.withdrawn_at = withdrawn_at
     consent.withdrawn_by = ctx.actor

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware import common as django_common
 
 
@@ -75,3 +75,44 @@ class CommonMiddleware(django_common.CommonMiddleware):
         if request.path_info.startswith("/api/"):
             return False
         return super().should_redirect_with_slash(request)
+
+
+class RequestBodyMiddleware:
+    """API request bodies the service would misread are refused in the error shape, before
+    any view: a chunked body without Content-Length (411; the WSGI layer hands Django none
+    of it, and the request would be answered as if it had no body), and a compressed one
+    (415; it would be parsed as if it were JSON text)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            refusal = self.refusal(request)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+    @staticmethod
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        from evidence_service.api.errors import error_body
+
+        meta = request.META
+        if meta.get("HTTP_TRANSFER_ENCODING", "").strip() and not meta.get("CONTENT_LENGTH"):
+            body = error_body(
+                request,
+                code="length_required",
+                message="Send the body with a Content-Length header; chunked bodies are not read.",
+                fields={"Content-Length": ["This header is required with a body."]},
+            )
+            return JsonResponse(body, status=411)
+        encoding = meta.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if encoding not in ("", "identity"):
+            body = error_body(
+                request,
+                code="unsupported_media_type",
+                message=f"Bodies encoded as {encoding[:40]!r} are not accepted; send plain JSON.",
+                fields={"Content-Encoding": ["Only identity (no encoding) is accepted."]},
+            )
+            return JsonResponse(body, status=415)
+        return None

@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that its refusals carry every header the others add.
+    "evidence_service.middleware.RequestBodyMiddleware",
 ]
 
 ROOT_URLCONF = "evidence_service.urls"
@@ -222,7 +224,7 @@ REST_FRAMEWORK = {
         # Token first so that a request without credentials answers 401 with
         # WWW-Authenticate: Token, not 403.
         "accounts.authentication.ExpiringTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [

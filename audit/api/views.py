@@ -26,7 +26,7 @@ from audit.models import AuditCheckpoint
 from audit.services import AuditContext, audit_record
 from cases.api.views import page_schema
 from evidence_service.api.errors import InvalidInput, NotFound
-from evidence_service.api.fields import IdField, PeriodFilters, moment_text
+from evidence_service.api.fields import IdField, PeriodFilters, WholeNumberField, moment_text
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 from evidence_service.workers import still_working
@@ -518,8 +518,8 @@ class AuditCheckpointApi(_AuditApi):
 
 class InclusionProofApi(_AuditApi):
     class Filters(serializers.Serializer):
-        index = serializers.IntegerField(min_value=0, max_value=2**62)
-        tree_size = serializers.IntegerField(min_value=1, max_value=2**62)
+        index = WholeNumberField(min_value=0, max_value=2**62)
+        tree_size = WholeNumberField(min_value=1, max_value=2**62)
 
     class Output(serializers.Serializer):
         index = serializers.IntegerField()
@@ -543,8 +543,8 @@ class InclusionProofApi(_AuditApi):
 
 class ConsistencyProofApi(_AuditApi):
     class Filters(serializers.Serializer):
-        first = serializers.IntegerField(min_value=0, max_value=2**62)
-        second = serializers.IntegerField(min_value=0, max_value=2**62)
+        first = WholeNumberField(min_value=0, max_value=2**62)
+        second = WholeNumberField(min_value=0, max_value=2**62)
 
     class Output(serializers.Serializer):
         first = serializers.IntegerField()
@@ -598,8 +598,8 @@ class ExportEntryOutput(EntryOutput):
 
 
 class _RangeFilters(serializers.Serializer):
-    start = serializers.IntegerField(min_value=0, max_value=2**62, required=False, default=0)
-    end = serializers.IntegerField(min_value=0, max_value=2**62, required=False)
+    start = WholeNumberField(min_value=0, max_value=2**62, required=False, default=0)
+    end = WholeNumberField(min_value=0, max_value=2**62, required=False)
 
 
 def _range(request, *, default_end: int, limit: int) -> tuple[int, int]:

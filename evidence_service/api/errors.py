@@ -8,6 +8,7 @@ Body: ``{"code": str, "message": str, "fields": {"field.path": [str, ...]}, "req
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -155,21 +156,77 @@ def _classify(exc: Exception) -> tuple[int, str, str, dict[str, list[str]], dict
 AUDITED_REFUSALS = {401: "request.denied", 403: "request.denied", 404: "request.denied", 409: "request.conflict"}
 
 
+#: The object a URL acts on, by the URL's name: its target type in the audit log, and the
+#: model, case and person fields that place a refusal on that case and in that person's
+#: access history. Refusals raised without a target of their own (a 403 for an officer
+#: who works on the case, a 409 for a step out of order) are recorded against it.
+_TARGETS = {
+    "case-detail": ("case", "cases.Case", "id", None),
+    "case-close": ("case", "cases.Case", "id", None),
+    "case-subject-create": ("case", "cases.Case", "id", None),
+    "subject-detail": ("subject", "cases.Subject", None, "id"),
+    "profile-create": ("subject", "cases.Subject", None, "id"),
+    "consent-create": ("subject", "cases.Subject", None, "id"),
+    "consent-withdraw": ("consent", "cases.Consent", None, "subject_id"),
+    "viewing-detail": ("viewing", "cases.Viewing", "case_id", "subject_id"),
+    "viewing-supersede": ("viewing", "cases.Viewing", "case_id", "subject_id"),
+    "flag-detail": ("flag", "detection.Flag", "case_id", "subject_id"),
+    "flag-decide": ("flag", "detection.Flag", "case_id", "subject_id"),
+    "authorisation": ("authorisation", "authorisations.Authorisation", "case_id", "subjects"),
+}
+_TYPES = {
+    **{target_type: (model, case, subjects) for target_type, model, case, subjects in _TARGETS.values()},
+    "profile": ("cases.Profile", None, "subject_id"),
+}
+
+
+def _target_of(request) -> tuple[str, object]:
+    match = getattr(request, "resolver_match", None)
+    if match is None or "pk" not in match.kwargs:
+        return "", ""
+    name = match.url_name or ""
+    known = _TARGETS.get(name) or (_TARGETS["authorisation"] if name.startswith("authorisation-") else None)
+    return (known[0], match.kwargs["pk"]) if known else ("", "")
+
+
+def _scope_of(target_type: str, target_id: object) -> tuple[int | None, list[int]]:
+    """The case and people of the object a refusal concerns, if it exists."""
+    from django.apps import apps
+
+    if target_type not in _TYPES or not str(target_id).isdigit() or int(str(target_id)) > 2**63 - 1:
+        return None, []
+    model_name, case_field, subject_field = _TYPES[target_type]
+    objects = apps.get_model(model_name).objects.filter(pk=int(str(target_id)))
+    fields = [field for field in (case_field, subject_field) if field]
+    rows = list(objects.values_list(*fields))
+    if not rows:
+        return None, []
+    case_id = rows[0][0] if case_field else None
+    subject_ids = sorted({row[-1] for row in rows if row[-1] is not None}) if subject_field else []
+    return case_id, subject_ids
+
+
 def _audit_refusal(request, status_code: int, code: str, message: str, exc: Exception) -> None:
     from audit.models import Outcome
     from audit.services import AuditContext, audit_record
 
     target_type = getattr(exc, "target_type", "")
     target_id = getattr(exc, "target_id", "")
-    subject_ids = list(getattr(exc, "subject_ids", ()))
-    if target_type == "subject" and str(target_id).isdigit() and len(str(target_id)) <= 18:
-        subject_ids.append(int(target_id))
+    if not target_type:
+        target_type, target_id = _target_of(request)
+    case_id, subject_ids = _scope_of(target_type, target_id)
+    subject_ids = sorted({*subject_ids, *getattr(exc, "subject_ids", ())})
+    ctx = AuditContext.from_request(request)
+    sender = getattr(exc, "actor", None)  # who sent it, when the refusal came before sign-in was accepted
+    if ctx.actor is None and sender is not None and sender.is_authenticated:
+        ctx = dataclasses.replace(ctx, actor=sender)
     audit_record(
-        ctx=AuditContext.from_request(request),
+        ctx=ctx,
         action=AUDITED_REFUSALS[status_code],
         outcome=Outcome.DENIED,
         target_type=target_type,
         target_id=target_id,
+        case_id=case_id,
         subject_ids=subject_ids,
         payload={
             "method": request.method,

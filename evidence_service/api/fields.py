@@ -14,7 +14,17 @@ from rest_framework import serializers
 MAX_ID = 2**63 - 1
 
 
-class IdField(serializers.IntegerField):
+class WholeNumberField(serializers.IntegerField):
+    """A whole number given in a body or a query string: as a JSON number, or as plain ASCII
+    digits (``int()`` would also take "+3", " 7", "5_0" and other scripts' digits)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not (data.isascii() and data.isdigit()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class IdField(WholeNumberField):
     """An object id given in a body or a query string."""
 
     def __init__(self, **kwargs):
@@ -91,13 +101,16 @@ class PeriodFilters(serializers.Serializer):
 
 
 class IdConverter:
-    """``<id:pk>`` in URLs: a positive id of at most 18 digits (always within bigint);
-    anything else does not match, and so answers 404."""
+    """``<id:pk>`` in URLs: a positive id within bigint (at most 2**63 - 1); anything else
+    does not match, and so answers 404."""
 
-    regex = "[0-9]{1,18}"
+    regex = "[0-9]{1,19}"
 
     def to_python(self, value: str) -> int:
-        return int(value)
+        number = int(value)
+        if number > MAX_ID:
+            raise ValueError("beyond bigint")
+        return number
 
     def to_url(self, value: int) -> str:
         return str(value)

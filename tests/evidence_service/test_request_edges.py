@@ -243,3 +243,47 @@ def test_a_period_that_ends_before_it_starts_is_named(request, client_for, user,
 def test_a_period_of_one_moment_is_empty_not_an_error(alice, client_for, north_case):
     url = "/api/v1/viewings/?since=2026-11-01T00:00:00Z&until=2026-11-01T00:00:00Z"
     assert client_for(alice).get(url).json()["results"] == []
+
+
+def test_a_chunked_body_is_refused_not_read_as_empty(alice, client_for, settings):
+    settings.DEBUG = False
+    response = client_for(alice).generic(
+        "POST", "/api/v1/cases/", b"", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert response.status_code == 411 and list(response.json()["fields"]) == ["Content-Length"]
+    assert response["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in response
+    assert not Case.objects.exists()
+
+
+def test_a_compressed_body_is_refused_naming_the_encoding(alice, client_for):
+    response = client_for(alice).post(
+        "/api/v1/cases/", data=b"\x1f\x8b\x08\x00", content_type="application/json", HTTP_CONTENT_ENCODING="gzip"
+    )
+    assert response.status_code == 415 and list(response.json()["fields"]) == ["Content-Encoding"]
+
+
+def test_the_largest_id_is_looked_up_and_its_refusal_audited(alice, client_for, settings):
+    settings.DEBUG = False
+    largest = 2**63 - 1
+    response = client_for(alice).get(f"/api/v1/cases/{largest}/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert AuditEvent.objects.filter(action="request.denied", target_id=str(largest)).exists()
+    assert client_for(alice).get(f"/api/v1/cases/{largest + 1}/").status_code == 404
+
+
+@pytest.mark.parametrize("value", ["\u0663", " 3", "+3", "3_0"])
+def test_ids_and_indices_in_a_query_are_plain_digits(alice, audrey, client_for, value):
+    assert client_for(alice).get("/api/v1/viewings/", {"case": value}).status_code == 400
+    response = client_for(audrey).get("/api/v1/audit/proof/inclusion/", {"index": value, "tree_size": "5"})
+    assert response.status_code == 400 and "index" in response.json()["fields"]
+
+
+def test_a_session_request_without_its_csrf_token_is_refused_as_csrf_failed_and_audited_as_its_sender(alice, settings):
+    settings.DEBUG = False
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post("/api/v1/cases/", {"reference": "C-1", "title": "t"}, format="json")
+    assert response.status_code == 403 and response.json()["code"] == "csrf_failed"
+    event = AuditEvent.objects.get(action="request.denied")
+    assert event.actor_username == "alice" and event.payload["code"] == "csrf_failed"
+    assert not Case.objects.exists()
