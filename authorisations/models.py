@@ -56,6 +56,19 @@ class AuthorisationQuerySet(models.QuerySet):
             return self.filter(case__team__in=user.teams.all())
         return self.none()
 
+    def with_effective_status(self, status: str, at) -> AuthorisationQuerySet:
+        """Authorisations whose effective status at ``at`` is ``status`` (see
+        ``Authorisation.effective_status``), decided in SQL: one still marked in force
+        whose expiry has passed counts as expired, not in force."""
+        lapsed = Q(status=AuthorisationStatus.IN_FORCE, expires_at__lte=at)
+        if status == AuthorisationStatus.EXPIRED:
+            return self.filter(Q(status=AuthorisationStatus.EXPIRED) | lapsed)
+        if status == AuthorisationStatus.IN_FORCE:
+            return self.filter(status=AuthorisationStatus.IN_FORCE).filter(
+                Q(expires_at__gt=at) | Q(expires_at__isnull=True)
+            )
+        return self.filter(status=status)
+
     def in_force_at(self, moment) -> AuthorisationQuerySet:
         """Authorisations in force at ``moment``, from the stored times alone."""
         return self.filter(in_force_at__lte=moment, expires_at__gt=moment).filter(
@@ -152,6 +165,14 @@ class Authorisation(models.Model):
 
     def __str__(self) -> str:
         return self.urn
+
+    def effective_status(self, at) -> str:
+        """The status as the API reports it at ``at``: an expiry the scheduled job has not
+        recorded yet is taken into account (``in_force`` past ``expires_at`` is
+        ``expired``). ``AuthorisationQuerySet.with_effective_status`` is the same rule in SQL."""
+        if self.status == AuthorisationStatus.IN_FORCE and self.expires_at is not None and self.expires_at <= at:
+            return AuthorisationStatus.EXPIRED
+        return self.status
 
     @property
     def is_ripa(self) -> bool:

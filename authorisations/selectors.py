@@ -43,13 +43,20 @@ def _detail_prefetches() -> list:
 
 
 def authorisation_list(
-    *, user, case_id: int | None = None, status: str | None = None, type: str | None = None
+    *,
+    user,
+    case_id: int | None = None,
+    status: str | None = None,
+    type: str | None = None,
+    at: datetime | None = None,
 ) -> QuerySet[Authorisation]:
+    """The authorisations ``user`` may see; ``status`` is the effective status at ``at``
+    (default now), so one past its expiry is ``expired`` before the scheduled job records it."""
     authorisations = Authorisation.objects.visible_to(user).select_related("case", "applicant")
     if case_id is not None:
         authorisations = authorisations.filter(case_id=case_id)
     if status:
-        authorisations = authorisations.filter(status=status)
+        authorisations = authorisations.with_effective_status(status, at or timezone.now())
     if type:
         authorisations = authorisations.filter(type=type)
     return authorisations
@@ -173,9 +180,11 @@ def authorisation_in_force(*, authorisation: Authorisation, at: datetime) -> boo
 # --- Central record -----------------------------------------------------------------------------
 
 
-def central_record(*, type: str | None = None, status: str | None = None) -> QuerySet[Authorisation]:
+def central_record(
+    *, type: str | None = None, status: str | None = None, at: datetime | None = None
+) -> QuerySet[Authorisation]:
     """Every authorisation that reached an authorising officer, refusals included
-    (drafts never did)."""
+    (drafts never did); ``status`` is the effective status at ``at`` (default now)."""
     records = (
         Authorisation.objects.exclude(status=AuthorisationStatus.DRAFT)
         .select_related(*DETAIL_RELATED)
@@ -184,7 +193,7 @@ def central_record(*, type: str | None = None, status: str | None = None) -> Que
     if type:
         records = records.filter(type=type)
     if status:
-        records = records.filter(status=status)
+        records = records.with_effective_status(status, at or timezone.now())
     return records
 
 
@@ -210,9 +219,10 @@ def authorisation_ended_at(authorisation: Authorisation) -> datetime | None:
     return None
 
 
-def central_record_entry(authorisation: Authorisation) -> dict:
-    """One authorisation as the central record shows it: every field inspectors ask
-    for (DOMAIN.md, "Central record of authorisations"), refusals included."""
+def central_record_entry(authorisation: Authorisation, *, at: datetime | None = None) -> dict:
+    """One authorisation as the central record shows it at ``at`` (default now): every
+    field inspectors ask for (DOMAIN.md, "Central record of authorisations"), refusals
+    included, with its effective status."""
     grant_approval = next((a for a in authorisation.judicial_approvals.all() if a.renewal_id is None), None)
     ended_at = authorisation_ended_at(authorisation)
     officer = authorisation.decided_by
@@ -220,7 +230,7 @@ def central_record_entry(authorisation: Authorisation) -> dict:
         "id": authorisation.pk,
         "urn": authorisation.urn,
         "type": authorisation.type,
-        "status": authorisation.status,
+        "status": authorisation.effective_status(at or timezone.now()),
         "case_reference": authorisation.case.reference,
         "title": authorisation.title,
         "description": authorisation.purpose,

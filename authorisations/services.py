@@ -71,12 +71,8 @@ def _lock(authorisation: Authorisation) -> Authorisation:
 
 def effective_status(authorisation: Authorisation, at: datetime) -> str:
     """The status, with an expiry the scheduled job has not recorded yet taken into
-    account (``in_force`` past its expiry is ``expired``)."""
-    if authorisation.status == AuthorisationStatus.IN_FORCE and not authorisation_in_force(
-        authorisation=authorisation, at=at
-    ):
-        return AuthorisationStatus.EXPIRED
-    return authorisation.status
+    account (``in_force`` past its expiry is ``expired``), as the API reports it."""
+    return authorisation.effective_status(at)
 
 
 def _invalid_state(authorisation: Authorisation, doing: str, at: datetime) -> Conflict:

@@ -76,7 +76,10 @@ class AuthorisationOutput(serializers.Serializer):
     id = serializers.IntegerField()
     urn = serializers.CharField()
     type = serializers.CharField()
-    status = serializers.CharField(help_text="The workflow state; see in_force_now for whether it covers now.")
+    status = serializers.SerializerMethodField(
+        help_text="The workflow state, with an expiry the scheduled job has not recorded yet shown as expired; "
+        "see in_force_now for whether it covers now."
+    )
     in_force_now = serializers.SerializerMethodField(
         help_text="Computed from the stored times: true between coming into force and expiry or cancellation."
     )
@@ -90,8 +93,16 @@ class AuthorisationOutput(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     cancelled_at = serializers.DateTimeField(allow_null=True)
 
+    def _at(self):
+        """The moment the answer describes: ``context["at"]``, else now, fixed on first use
+        so that every row (and both status and in_force_now) is read at the same moment."""
+        return self.context.setdefault("at", timezone.now())
+
+    def get_status(self, authorisation) -> str:
+        return authorisation.effective_status(self._at())
+
     def get_in_force_now(self, authorisation) -> bool:
-        return authorisation_in_force(authorisation=authorisation, at=timezone.now())
+        return authorisation_in_force(authorisation=authorisation, at=self._at())
 
 
 class AuthorisationDetailOutput(AuthorisationOutput):

@@ -6,6 +6,7 @@ the read."""
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -121,9 +122,10 @@ class AuthorisationListCreateApi(_Api):
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
+        at = timezone.now()  # one moment for the effective status, in the filter and in each row
         with transaction.atomic():
             authorisations = selectors.authorisation_list(
-                user=request.user, case_id=f.get("case"), status=f.get("status"), type=f.get("type")
+                user=request.user, case_id=f.get("case"), status=f.get("status"), type=f.get("type"), at=at
             )
             page = keyset_page(authorisations, request, order=("-id",))
             audit_record(
@@ -133,7 +135,8 @@ class AuthorisationListCreateApi(_Api):
                 case_id=f.get("case"),
                 payload={"filters": f, "authorisation_ids": [a.pk for a in page.rows]},
             )
-        return Response({"results": AuthorisationOutput(page.rows, many=True).data, "next": page.next_url})
+        results = AuthorisationOutput(page.rows, many=True, context={"at": at}).data
+        return Response({"results": results, "next": page.next_url})
 
     @extend_schema(request=Input, responses={201: AuthorisationDetailOutput})
     def post(self, request):
@@ -334,18 +337,19 @@ class CentralRecordApi(APIView):
     def get(self, request):
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        records = selectors.central_record(**filters.validated_data)
+        at = timezone.now()  # one moment for the effective status, in the filter and in each entry
+        records = selectors.central_record(**filters.validated_data, at=at)
         ctx = AuditContext.from_request(request)
         if getattr(request, "accepted_renderer", None) is not None and request.accepted_renderer.format == "csv":
             with transaction.atomic():
                 authorisations = list(records.order_by("id"))
                 self._audit(ctx, filters.validated_data, "csv", authorisations)
-            rows = (central_record_csv_row(selectors.central_record_entry(a)) for a in authorisations)
+            rows = (central_record_csv_row(selectors.central_record_entry(a, at=at)) for a in authorisations)
             return csv_response("central-record.csv", CENTRAL_RECORD_CSV_HEADER, rows)
         with transaction.atomic():
             page = keyset_page(records, request, order=("id",))
             self._audit(ctx, filters.validated_data, "json", page.rows)
-        entries = [selectors.central_record_entry(a) for a in page.rows]
+        entries = [selectors.central_record_entry(a, at=at) for a in page.rows]
         return Response({"results": CentralRecordOutput(entries, many=True).data, "next": page.next_url})
 
     @staticmethod

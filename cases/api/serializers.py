@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -88,10 +89,13 @@ class AuthorisationRefOutput(serializers.Serializer):
     id = serializers.IntegerField()
     urn = serializers.CharField()
     type = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.SerializerMethodField(help_text="Now: in_force past its expiry is expired.")
     in_force_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
     cancelled_at = serializers.DateTimeField(allow_null=True)
+
+    def get_status(self, authorisation) -> str:
+        return authorisation.effective_status(timezone.now())
 
 
 class AuthorisationCheckOutput(serializers.Serializer):
@@ -225,7 +229,7 @@ class ViewingOutput(serializers.Serializer):
                 "id": authorisation.pk,
                 "urn": authorisation.urn,
                 "type": authorisation.type,
-                "status": authorisation.status,
+                "status": authorisation.effective_status(timezone.now()),
                 "in_force_at": moment_text(authorisation.in_force_at),
                 "expires_at": moment_text(authorisation.expires_at),
                 "cancelled_at": moment_text(authorisation.cancelled_at),
