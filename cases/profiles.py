@@ -170,13 +170,25 @@ PLATFORMS: dict[str, _Platform] = {
 PLATFORM_CHOICES = [*PLATFORMS, "other"]
 
 
+def _on_host(host: str, spec: _Platform) -> bool:
+    """Whether ``host`` (lower case, without ``www.``) is one of the platform's, or a
+    subdomain of one (``touch.facebook.com``, ``de-de.facebook.com``)."""
+    return host in spec.hosts or any(host.endswith("." + known) for known in spec.hosts)
+
+
+def platform_of_host(host: str) -> str | None:
+    """The known platform whose address ``host`` is, if any."""
+    host = host.lower().removeprefix("www.")
+    return next((name for name, spec in PLATFORMS.items() if _on_host(host, spec)), None)
+
+
 def _looks_like_url(value: str, platform: _Platform | None) -> bool:
     if "://" in value:
         return True
     head = value.split("/", 1)[0].lower().removeprefix("www.")
     if platform is None:
         return "." in head
-    return head in platform.hosts
+    return _on_host(head, platform)
 
 
 _HOSTNAME = re.compile(r"(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}")
@@ -208,6 +220,14 @@ def normalise_profile(platform: str, value: str) -> NormalisedProfile:
         if not _looks_like_url(value, None):
             raise ProfileAddressError("For platform 'other', give the profile's full address.")
         host, segments, _query, raw_query = _split_url(value)
+        known = platform_of_host(host)
+        if known is not None:
+            # Registered as "other", a known platform's profile would get a handle of its
+            # own ("facebook.com/jane") and escape the rule that a profile belongs to one
+            # person: the same account must be the same profile, however it was given.
+            raise ProfileAddressError(
+                f"{host} is on {PLATFORMS[known].label}: register this profile with platform {known!r}, not 'other'."
+            )
         handle = host + ("/" + "/".join(segments) if segments else "") + (f"?{raw_query}" if raw_query else "")
         return NormalisedProfile(handle=handle, url=f"https://{handle}")
     spec = PLATFORMS.get(platform)
@@ -215,7 +235,7 @@ def normalise_profile(platform: str, value: str) -> NormalisedProfile:
         raise ProfileAddressError(f"Unknown platform {platform!r}.")
     if _looks_like_url(value, spec):
         host, segments, query, _raw = _split_url(value)
-        if host not in spec.hosts:
+        if not _on_host(host, spec):
             raise ProfileAddressError(f"{host} is not a {spec.label} address.")
         candidate = spec.handle_from_path(segments, query)
         if candidate is None:

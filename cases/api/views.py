@@ -26,7 +26,7 @@ from cases.api.serializers import (
 )
 from cases.models import AccessMethod, Case, Interaction, Profile, Purpose, Relationship
 from cases.profiles import PLATFORM_CHOICES
-from evidence_service.api.errors import NotFound
+from evidence_service.api.errors import InvalidInput, NotFound
 from evidence_service.api.fields import EARLIEST_MOMENT, FieldsCopiedOnce, IdField, MomentField, PeriodFilters
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
@@ -270,9 +270,14 @@ def _viewing_details(request, data: dict, found: tuple[Case, Profile] | None = N
     case, profile = found
     authorisation = None
     if data.get("authorisation") is not None:
-        authorisation = Authorisation.objects.filter(pk=data["authorisation"], case=case).first()
+        # One the caller cannot see is 404 as ever; one they can see on another case is
+        # bad input, not out of scope (they may read it): name the field and say why.
+        authorisation = Authorisation.objects.visible_to(request.user).filter(pk=data["authorisation"]).first()
         if authorisation is None:
             raise NotFound("authorisation", data["authorisation"], field="authorisation")
+        if authorisation.case_id != case.pk:
+            message = "This authorisation is for another case."
+            raise InvalidInput(message, fields={"authorisation": message})
     external = data.get("external_authority") or {}
     return services.ViewingDetails(
         case=case,
