@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from django.db.models import Prefetch, QuerySet
 
-from cases.models import Viewing
+from cases.models import Case, Viewing
+from cases.permissions import is_practitioner
 from detection.models import DetectionPolicy, Flag, FlagRecipient, FlagViewing
 from evidence_service.api.errors import NotFound
 
@@ -21,7 +22,8 @@ def flag_list(
     if rule:
         flags = flags.filter(rule=rule)
     if case is not None:
-        flags = flags.filter(case_id=case)
+        # A case the user may not see finds nothing, as other teams' cases do in every list.
+        flags = flags.filter(case__in=Case.objects.visible_to(user).filter(pk=case))
     if subject is not None:
         flags = flags.filter(subject_id=subject)
     # Whom each is routed to is read for the whole page as it is written out (FlagListOutput).
@@ -31,9 +33,34 @@ def flag_list(
 def flag_get(*, user, flag_id: object) -> Flag:
     try:
         recipients = Prefetch("recipients", FlagRecipient.objects.select_related("officer").order_by("id"))
-        return flag_list(user=user).prefetch_related(recipients).get(pk=int(flag_id))
+        flag = flag_list(user=user).prefetch_related(recipients).get(pk=int(flag_id))
     except (ValueError, TypeError, Flag.DoesNotExist):
         raise NotFound("flag", flag_id) from None
+    flags_seen_by(user=user, flags=[flag])
+    return flag
+
+
+def flags_seen_by(*, user, flags: list[Flag]) -> None:
+    """Give each flag the explanation of the user's own latest look in it
+    (``own_explanation``) when the user is a practitioner who may not see the flag's case:
+    their look joined a flag raised on another team's case. They are then shown the flag
+    from their own look (``detection.api.views.as_seen``), not that case, the explanation
+    written for the look that raised it or the officer's reasoning. Flags whose case they
+    may see, and every flag for other roles, get ``None``. One statement, for practitioners
+    only."""
+    for flag in flags:
+        flag.own_explanation = None
+    if not flags or not is_practitioner(user):
+        return
+    by_id = {flag.pk: flag for flag in flags}
+    own = (
+        FlagViewing.objects.filter(flag_id__in=by_id, viewing__practitioner=user)
+        .exclude(flag__case__in=Case.objects.visible_to(user))
+        .order_by("id")
+        .values_list("flag_id", "explanation")
+    )
+    for flag_id, explanation in own:  # oldest first: the latest look's is kept
+        by_id[flag_id].own_explanation = explanation
 
 
 def flag_viewings(*, user, flag: Flag) -> tuple[list[FlagViewing], int]:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from audit.services import AuditContext, audit_record
 from authorisations.selectors import AuthorisationCoverage
-from cases.models import Viewing
+from cases.models import Case, Viewing
 from detection.models import (
     DetectionPolicy,
     Flag,
@@ -24,7 +24,7 @@ from detection.models import (
     Severity,
 )
 from detection.notifications import notification_queue
-from detection.permissions import can_decide_flag, works_on_case
+from detection.permissions import can_decide_flag, free_to_decide, works_on_flag
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
@@ -116,6 +116,12 @@ def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
 def _absorb(
     *, ctx: AuditContext, flag: Flag, recipients: list[FlagRecipient], viewing: Viewing, finding: Finding
 ) -> RaisedFlag:
+    # A look from another case (another team's, perhaps) can leave nobody it was routed to
+    # free to decide; looks from the flag's own case, the common path, change nothing.
+    routed = (
+        _route_further(flag=flag, recipients=recipients, viewing=viewing) if viewing.case_id != flag.case_id else []
+    )
+    recipients = recipients + routed if routed else recipients
     explanation = _explain(finding, [recipient.officer.username for recipient in recipients], absorbed=True)
     link = FlagViewing(
         flag=flag,
@@ -124,6 +130,9 @@ def _absorb(
         counted_viewing_ids=finding.counted_viewing_ids,
         added_at=timezone.now(),
     )
+    payload = {"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": finding.counted_viewing_ids}
+    if routed:
+        payload["routed_to"] = [recipient.officer.username for recipient in routed]
     # The link and its event are written together (one statement on PostgreSQL).
     audit_record(
         ctx=ctx,
@@ -132,11 +141,44 @@ def _absorb(
         target_id=flag.pk,
         case_id=viewing.case_id,
         subject_ids=[viewing.subject_id],
-        payload={"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": finding.counted_viewing_ids},
+        payload=payload,
         alongside=link,
     )
     _prefetched(flag, recipients)
     return RaisedFlag(flag=flag, absorbed=True, explanation=explanation, link=link)
+
+
+def _route_further(*, flag: Flag, recipients: list[FlagRecipient], viewing: Viewing) -> list[FlagRecipient]:
+    """When ``viewing``, from a case other than the flag's, is about to join it: if none of
+    the officers it was routed to is free to decide it any more (each is in the team of a
+    case with a look in it, or looked), route it to the SRO(s) who are, as ``route`` does
+    when no officer is free, and tell them. The new recipients, or none."""
+    routed_to = User.objects.filter(pk__in=[recipient.officer_id for recipient in recipients])
+    if free_to_decide(routed_to, flag, joining=viewing).exists():
+        return []
+    sros = (
+        free_to_decide(User.objects.filter(role=Role.SRO), flag, joining=viewing)
+        .exclude(pk__in=FlagRecipient.objects.filter(flag_id=flag.pk).values("officer_id"))
+        .order_by("username")
+    )
+    added = [FlagRecipient(flag=flag, officer=sro, reason="sro_no_officer_free") for sro in sros]
+    if not added:
+        return []
+    insert(*added)
+    label = RuleCode(flag.rule).label
+    for recipient in added:
+        notification_queue(
+            recipient=recipient.officer,
+            subject_line=f"Flag {flag.pk}: {label} on case {viewing.case.reference}",
+            body=(
+                f"A viewing logged on case {viewing.case.reference} joined flag {flag.pk} ({label}, "
+                f"{flag.severity} severity, policy version {flag.policy_version}). None of the officers it "
+                "was routed to is free to decide it any more: each works on a case with a look in it.\n\n"
+                f"Please review it and record your decision: GET /api/v1/flags/{flag.pk}/"
+            ),
+            flag=flag,
+        )
+    return added
 
 
 def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: DetectionPolicy) -> RaisedFlag:
@@ -269,15 +311,19 @@ def draft_application(flag: Flag) -> dict[str, Any]:
 @transaction.atomic
 def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) -> Decision:
     """Record an officer's decision on a flag. Only an officer it was routed to, who does
-    not work on the case, may decide; a flag is decided once."""
+    not work on any case with a look in it (nor looked), may decide; a flag is decided once.
+    Each practitioner who looked is told, in words they may see: one whose teams do not own
+    the flag's case is not told that case or the officer's reasoning."""
     flag = Flag.objects.select_for_update(of=("self",)).select_related("case").get(pk=flag.pk)
     officer = ctx.actor
     if flag.status != FlagStatus.OPEN:
         raise Conflict(
             "This flag has already been decided.", code="invalid_state", extra={"current_status": flag.status}
         )
-    if works_on_case(officer, flag.case):
-        raise Forbidden("You work on this case, so you may not decide its flags.", code="works_on_the_case")
+    if works_on_flag(officer, flag):
+        raise Forbidden(
+            "You work on a case with a look in this flag, so you may not decide it.", code="works_on_the_case"
+        )
     if not can_decide_flag(officer, flag):
         raise Forbidden("This flag was not routed to you.", code="not_routed_to_you")
     if outcome not in FlagOutcome.values:
@@ -295,12 +341,17 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
     ).order_by("username")
     label = FlagOutcome(outcome).label
     for practitioner in practitioners:
-        notification_queue(
-            recipient=practitioner,
-            subject_line=f"Flag {flag.pk} on case {flag.case.reference}: {label}",
-            body=f"{officer.username} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}",
-            flag=flag,
-        )
+        if Case.objects.visible_to(practitioner).filter(pk=flag.case_id).exists():
+            subject_line = f"Flag {flag.pk} on case {flag.case.reference}: {label}"
+            body = f"{officer.username} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}"
+        else:
+            # Their look joined another team's flag: that case and its reasoning are not theirs to see.
+            subject_line = f"Flag {flag.pk} about a person you looked at: {label}"
+            body = (
+                f"{officer.username} decided flag {flag.pk}, about a person you looked at: {label}.\n\n"
+                f"Ask {officer.username} if you need the reasoning."
+            )
+        notification_queue(recipient=practitioner, subject_line=subject_line, body=body, flag=flag)
     if outcome == FlagOutcome.REPORT_ERROR_TO_SRO:
         for sro in User.objects.filter(role=Role.SRO, is_active=True).exclude(pk=officer.pk):
             notification_queue(

@@ -75,15 +75,23 @@ class FlagOutput(serializers.Serializer):
     rule = serializers.CharField()
     severity = serializers.CharField()
     status = serializers.CharField()
-    case = serializers.IntegerField(source="case_id")
-    case_reference = serializers.CharField(source="case.reference")
+    case = serializers.IntegerField(
+        source="case_id", allow_null=True, help_text="null for a practitioner whose teams do not own the case."
+    )
+    case_reference = serializers.CharField(
+        source="case.reference", allow_null=True, help_text="null for a practitioner whose teams do not own the case."
+    )
     subject = serializers.IntegerField(source="subject_id")
-    explanation = serializers.CharField()
+    explanation = serializers.CharField(
+        help_text="For a practitioner whose teams do not own the case: the explanation of their own latest look."
+    )
     policy_version = serializers.IntegerField()
     raised_at = serializers.DateTimeField()
     routed_to = RecipientOutput(many=True, source="recipients.all")
     outcome = serializers.CharField()
-    reasoning = serializers.CharField()
+    reasoning = serializers.CharField(
+        allow_null=True, help_text="The officer's; null for a practitioner whose teams do not own the case."
+    )
     decided_at = serializers.DateTimeField(allow_null=True)
     decided_by = serializers.CharField(source="decided_by.username", allow_null=True, default=None)
 
@@ -92,23 +100,39 @@ class FlagOutput(serializers.Serializer):
         cost most of the page (tests/detection/test_flag_output.py checks the two agree)."""
         if getattr(flag, "routed_to_output", None) is None:
             _read_recipients([flag])
-        return {
-            "id": flag.pk,
-            "rule": flag.rule,
-            "severity": flag.severity,
-            "status": flag.status,
-            "case": flag.case_id,
-            "case_reference": flag.case.reference,
-            "subject": flag.subject_id,
-            "explanation": flag.explanation,
-            "policy_version": flag.policy_version,
-            "raised_at": moment_text(flag.raised_at),
-            "routed_to": flag.routed_to_output,
-            "outcome": flag.outcome,
-            "reasoning": flag.reasoning,
-            "decided_at": moment_text(flag.decided_at),
-            "decided_by": flag.decided_by.username if flag.decided_by_id else None,
-        }
+        return as_seen(
+            flag,
+            {
+                "id": flag.pk,
+                "rule": flag.rule,
+                "severity": flag.severity,
+                "status": flag.status,
+                "case": flag.case_id,
+                "case_reference": flag.case.reference,
+                "subject": flag.subject_id,
+                "explanation": flag.explanation,
+                "policy_version": flag.policy_version,
+                "raised_at": moment_text(flag.raised_at),
+                "routed_to": flag.routed_to_output,
+                "outcome": flag.outcome,
+                "reasoning": flag.reasoning,
+                "decided_at": moment_text(flag.decided_at),
+                "decided_by": flag.decided_by.username if flag.decided_by_id else None,
+            },
+        )
+
+
+def as_seen(flag, data: dict) -> dict:
+    """``data``, a flag written out, as the reader may see it: a practitioner whose look
+    joined a flag on another team's case (``selectors.flags_seen_by``) sees it from their
+    own look, without that case, its explanation, the officer's reasoning or a draft
+    application for it. The outcome, and who decided, stay."""
+    own = getattr(flag, "own_explanation", None)
+    if own is not None:
+        data.update(case=None, case_reference=None, explanation=own, reasoning=None)
+        if "draft_application" in data:
+            data["draft_application"] = None
+    return data
 
 
 def _read_recipients(flags) -> None:
@@ -146,7 +170,7 @@ class FlagDetailOutput(FlagOutput):
 
     def to_representation(self, flag) -> dict:
         # One flag: the declared fields, as DRF builds them.
-        return serializers.Serializer.to_representation(self, flag)
+        return as_seen(flag, serializers.Serializer.to_representation(self, flag))
 
 
 class _FlagApi(APIView):
@@ -182,6 +206,7 @@ class FlagListApi(_FlagApi):
                 payload={"filters": filters.validated_data, "flag_ids": [flag.pk for flag in page.rows]},
             )
             # In the same transaction: whom they are routed to is read as the page was.
+            selectors.flags_seen_by(user=request.user, flags=page.rows)
             results = FlagOutput(page.rows, many=True).data
         return Response({"results": results, "next": page.next_url})
 
