@@ -209,6 +209,14 @@ def _split_url(value: str) -> tuple[str, list[str], dict[str, list[str]], str]:
     return host, segments, parse_qs(parts.query), parts.query
 
 
+def _is_profile_on(platform: str, value: str) -> bool:
+    try:
+        normalise_profile(platform, value)
+    except ProfileAddressError:
+        return False
+    return True
+
+
 def normalise_profile(platform: str, value: str) -> NormalisedProfile:
     """The canonical handle and address for ``value`` (a handle or a URL) on ``platform``."""
     value = (value or "").strip()
@@ -221,10 +229,12 @@ def normalise_profile(platform: str, value: str) -> NormalisedProfile:
             raise ProfileAddressError("For platform 'other', give the profile's full address.")
         host, segments, _query, raw_query = _split_url(value)
         known = platform_of_host(host)
-        if known is not None:
+        if known is not None and _is_profile_on(known, value):
             # Registered as "other", a known platform's profile would get a handle of its
             # own ("facebook.com/jane") and escape the rule that a profile belongs to one
             # person: the same account must be the same profile, however it was given.
+            # An address that platform's own rules do not take as a profile (a channel, a
+            # short link) stays "other".
             raise ProfileAddressError(
                 f"{host} is on {PLATFORMS[known].label}: register this profile with platform {known!r}, not 'other'."
             )

@@ -87,7 +87,7 @@ class RequestBodyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith("/api/"):
+        if request.path_info.startswith("/api/") and request.method not in ("GET", "HEAD", "OPTIONS"):
             refusal = self.refusal(request)
             if refusal is not None:
                 return refusal

@@ -4,6 +4,7 @@ Every query is itself audited (``audit.query``)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import itertools
 import json
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -180,15 +181,17 @@ EXPORT_BATCH = 2000
 def _event_export_rows(events) -> Iterator[list]:
     """Every event of ``events`` as a CSV row, in sequence order.
 
-    Read in one transaction, so the export is of the log as it stood when it began, through a
-    server-side cursor on PostgreSQL (a cursor outside a transaction would be held, and
+    Read in one transaction on PostgreSQL, so the export is of the log as it stood when it
+    began, through a server-side cursor (a cursor outside a transaction would be held, and
     PostgreSQL would first copy the whole result aside); EXPORT_BATCH rows at a time as plain
     tuples, each batch's people in one query. After each batch the gunicorn worker reports
     that it is still working (``evidence_service.workers``), so that an export longer than
     the worker timeout is not cut off while it makes progress."""
     fields = [field for field in selectors.EVENT_LIST_FIELDS if field != "leaf__index"]
     case_at = fields.index("case_id") + 1
-    with transaction.atomic():
+    # PostgreSQL only: SQLite's transactions here begin IMMEDIATE, taking the write lock for
+    # as long as the export streams (and one statement is consistent there anyway).
+    with transaction.atomic() if connection.vendor == "postgresql" else contextlib.nullcontext():
         rows = events.order_by("id").values_list(*fields).iterator(chunk_size=EXPORT_BATCH)
         while batch := list(itertools.islice(rows, EXPORT_BATCH)):
             subjects = selectors.subjects_of_events([event[0] for event in batch])

@@ -193,10 +193,11 @@ def _scope_of(target_type: str, target_id: object) -> tuple[int | None, list[int
     """The case and people of the object a refusal concerns, if it exists."""
     from django.apps import apps
 
-    if target_type not in _TYPES or not str(target_id).isdigit() or int(str(target_id)) > 2**63 - 1:
+    text = str(target_id)
+    if target_type not in _TYPES or not (text.isascii() and text.isdigit()) or int(text) > 2**63 - 1:
         return None, []
     model_name, case_field, subject_field = _TYPES[target_type]
-    objects = apps.get_model(model_name).objects.filter(pk=int(str(target_id)))
+    objects = apps.get_model(model_name).objects.filter(pk=int(text))
     fields = [field for field in (case_field, subject_field) if field]
     rows = list(objects.values_list(*fields))
     if not rows:

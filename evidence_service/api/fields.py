@@ -42,7 +42,9 @@ EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 #: The one form a date and time is taken in: RFC 3339's (a space or a lower-case t and z
 #: allowed), its offset optional. ISO 8601's other forms (week dates, ordinal dates, the
 #: basic form without separators), which Python would also parse, are refused.
-_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?")
+_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 class MomentField(serializers.DateTimeField):
@@ -65,6 +67,7 @@ class MomentField(serializers.DateTimeField):
                 self.fail("form")
             if form.group(3) is None:
                 self._check_local(value)
+            value = value.upper()  # Django's parser takes "T" and "Z" only
         moment = super().to_internal_value(value)
         earliest = EARLIEST_MOMENT if timezone.is_aware(moment) else EARLIEST_MOMENT.replace(tzinfo=None)
         if moment < earliest:
@@ -91,8 +94,8 @@ class PeriodFilters(serializers.Serializer):
     period that ends before it starts is a mistake to point out, not a question whose
     answer is an empty list."""
 
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = MomentField(required=False)
+    until = MomentField(required=False)
 
     def validate(self, data):
         if "since" in data and "until" in data and data["until"] < data["since"]:

@@ -12,6 +12,7 @@ memory:
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from typing import Any
@@ -26,8 +27,8 @@ class BodyTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
-# Only a \u escape can put a surrogate into the parsed body (raw UTF-8 cannot encode one),
-# so bodies without such an escape are not walked.
+# In UTF-8 only a \u escape can put a surrogate into the parsed body (raw UTF-8 cannot
+# encode one), so such bodies without that escape are not walked.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -59,6 +60,17 @@ def _surrogate_in(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+def _utf8(parser_context) -> bool:
+    """Whether the body is read as UTF-8, in which only a \\u escape can carry a surrogate;
+    in another charset (UTF-16's bytes interleave the escape, UTF-7 needs none) the parsed
+    body is always walked."""
+    encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 class SafeJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -77,7 +89,7 @@ class SafeJSONParser(JSONParser):
             if "int_max_str_digits" in str(error.detail):
                 raise exceptions.ParseError("JSON parse error - a number has too many digits.") from None
             raise
-        if _SURROGATE_ESCAPE.search(body):
+        if not _utf8(parser_context) or _SURROGATE_ESCAPE.search(body):
             found = _surrogate_in(data)
             if found:
                 where, character = found

@@ -104,3 +104,19 @@ def test_every_known_platforms_addresses_are_refused_as_other(address, platform)
     with pytest.raises(ProfileAddressError, match=f"platform '{platform}'"):
         normalise_profile("other", address)
     normalise_profile(platform, address)  # and are accepted on their own platform
+
+
+def test_an_address_a_platform_does_not_take_as_a_profile_stays_other():
+    from cases.profiles import ProfileAddressError, normalise_profile
+
+    for address in ("https://www.youtube.com/channel/UCabc123", "https://vm.tiktok.com/ZMabc/"):
+        with pytest.raises(ProfileAddressError):
+            normalise_profile(platform_of(address), address)
+        assert normalise_profile("other", address).handle.startswith(address.split("//")[1].removeprefix("www.")[:10])
+
+
+def platform_of(address: str) -> str:
+    from cases.profiles import platform_of_host
+
+    host = address.split("//")[1].split("/")[0].removeprefix("www.")
+    return platform_of_host(host)

@@ -287,3 +287,38 @@ def test_a_session_request_without_its_csrf_token_is_refused_as_csrf_failed_and_
     event = AuditEvent.objects.get(action="request.denied")
     assert event.actor_username == "alice" and event.payload["code"] == "csrf_failed"
     assert not Case.objects.exists()
+
+
+@pytest.mark.parametrize("charset, encode", [("utf-16-le", "utf-16-le"), ("utf-7", "utf-7")])
+def test_a_lone_surrogate_in_another_charset_is_refused_too(
+    alice, client_for, north_case, jane_profile, settings, charset, encode
+):
+    settings.DEBUG = False
+    text = json.dumps(viewing_body(north_case, jane_profile, purpose="PLACE")).replace('"PLACE"', '"\\ud800"')
+    body = json.loads(text)
+    encoded = json.dumps(body, ensure_ascii=False).encode(encode, "surrogatepass")
+    response = client_for(alice).post(
+        "/api/v1/viewings/", data=encoded, content_type=f"application/json; charset={charset}"
+    )
+    assert response.status_code == 400, response.content  # refused as it is decoded or walked
+    assert response.json()["code"] in ("invalid", "parse_error")
+    assert not Viewing.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_a_safe_request_with_transfer_encoding_is_served(alice, client_for, method):
+    response = getattr(client_for(alice), method)("/api/v1/me/", HTTP_TRANSFER_ENCODING="chunked")
+    assert response.status_code == 200
+
+
+def test_lower_case_t_and_z_are_taken(alice, client_for, north_case, jane_profile):
+    body = viewing_body(north_case, jane_profile, viewed_at="2026-11-02t09:15:00z", late_entry_reason="Late")
+    response = client_for(alice).post("/api/v1/viewings/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert Viewing.objects.get().viewed_at.isoformat() == "2026-11-02T09:15:00+00:00"
+
+
+def test_full_width_digits_are_not_a_date(alice, client_for, north_case, jane_profile):
+    body = viewing_body(north_case, jane_profile, viewed_at="\uff12\uff10\uff12\uff16-11-02T09:15:00Z")
+    response = client_for(alice).post("/api/v1/viewings/", body, format="json")
+    assert response.status_code == 400 and "viewed_at" in response.json()["fields"]
