@@ -284,6 +284,17 @@ def authorisation_create(*, ctx: AuditContext, case: Case, application: Applicat
 
 
 @transaction.atomic
+def _require_case_open(authorisation: Authorisation) -> None:
+    """No application goes forward on a closed case: submitted, granted or renewed."""
+    case = authorisation.case
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(
+            f"Case {case.reference} is closed.",
+            code="case_closed",
+            extra={"current_status": authorisation.status},
+        )
+
+
 def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> Authorisation:
     """The applicant sends their draft to the authorising officers."""
     authorisation = _lock(authorisation)
@@ -291,6 +302,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
         raise Forbidden("Only the applicant may submit their application.")
     now = timezone.now()
     _require_status(authorisation, (AuthorisationStatus.DRAFT,), "submitted", now)
+    _require_case_open(authorisation)
     authorisation.status = AuthorisationStatus.SUBMITTED
     authorisation.submitted_at = now
     authorisation.save(update_fields=["status", "submitted_at"])
@@ -331,6 +343,7 @@ def authorisation_grant(
     now = timezone.now()
     _require_status(authorisation, (AuthorisationStatus.SUBMITTED,), "granted", now)
     _require_senior_officer(ctx, authorisation)
+    _require_case_open(authorisation)
     if ripa := ripa_problems(authorisation):
         raise Conflict(
             f"This cannot be granted under RIPA. {next(iter(ripa.values()))} Refuse it; the applicant may "
@@ -733,6 +746,7 @@ def authorisation_renew(
     now = timezone.now()
     _require_status(authorisation, (AuthorisationStatus.IN_FORCE,), "renewed", now)
     _require_senior_officer(ctx, authorisation)
+    _require_case_open(authorisation)
     if authorisation.renewals.filter(status=RenewalStatus.AWAITING_JUDICIAL_APPROVAL).exists():
         raise Conflict(
             "A renewal of this authorisation is already awaiting a magistrate's approval.",

@@ -43,7 +43,8 @@ EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 #: allowed), its offset optional. ISO 8601's other forms (week dates, ordinal dates, the
 #: basic form without separators), which Python would also parse, are refused.
 _MOMENT = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
 )
 
 

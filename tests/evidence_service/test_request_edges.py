@@ -322,3 +322,10 @@ def test_full_width_digits_are_not_a_date(alice, client_for, north_case, jane_pr
     body = viewing_body(north_case, jane_profile, viewed_at="\uff12\uff10\uff12\uff16-11-02T09:15:00Z")
     response = client_for(alice).post("/api/v1/viewings/", body, format="json")
     assert response.status_code == 400 and "viewed_at" in response.json()["fields"]
+
+
+@pytest.mark.parametrize("offset", ["+00:60", "+24:00"])
+def test_an_offset_out_of_range_is_refused(alice, client_for, north_case, jane_profile, offset):
+    body = viewing_body(north_case, jane_profile, viewed_at=f"2026-11-26T10:00:00{offset}", late_entry_reason="x")
+    response = client_for(alice).post("/api/v1/viewings/", body, format="json")
+    assert response.status_code == 400 and "viewed_at" in response.json()["fields"]
