@@ -34,13 +34,17 @@ def free_to_decide(users: QuerySet[User], flag, *, joining=None) -> QuerySet[Use
     return users.filter(is_active=True).exclude(pk__in=involved_in_flag(flag, joining=joining).values("pk"))
 
 
-def can_decide_flag(user, flag) -> bool:
-    """An active RIPA officer or SRO the flag was routed to, not involved in it (not in the
-    team of any case with a look in it, not one who looked)."""
+def routed_to(user, flag) -> bool:
+    """An active RIPA officer or SRO the flag was routed to (whether or not now involved)."""
     return bool(
         user.is_authenticated
         and user.is_active
         and user.role in (Role.RIPA_OFFICER, Role.SRO)
         and flag.recipients.filter(officer=user).exists()
-        and not works_on_flag(user, flag)
     )
+
+
+def can_decide_flag(user, flag) -> bool:
+    """An active RIPA officer or SRO the flag was routed to, not involved in it (not in the
+    team of any case with a look in it, not one who looked)."""
+    return routed_to(user, flag) and not works_on_flag(user, flag)

@@ -24,7 +24,7 @@ from detection.models import (
     Severity,
 )
 from detection.notifications import notification_queue
-from detection.permissions import can_decide_flag, free_to_decide, works_on_flag
+from detection.permissions import free_to_decide, routed_to, works_on_flag
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
@@ -324,7 +324,7 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
         raise Forbidden(
             "You work on a case with a look in this flag, so you may not decide it.", code="works_on_the_case"
         )
-    if not can_decide_flag(officer, flag):
+    if not routed_to(officer, flag):  # not involved: checked just above
         raise Forbidden("This flag was not routed to you.", code="not_routed_to_you")
     if outcome not in FlagOutcome.values:
         raise InvalidInput("Unknown outcome.", fields={"outcome": f"Choose one of {', '.join(FlagOutcome.values)}."})

@@ -224,7 +224,8 @@ def test_a_moment_without_an_offset_is_uk_time(alice, client_for, north_case, ja
 def test_refusals_here_write_nothing_else(alice, client_for, north_case, jane_profile):
     client = client_for(alice)
     before = (CaseSubject.objects.count(), Profile.objects.count(), AuditEvent.objects.count())
-    post_raw(client, "/api/v1/viewings/", viewing_body(north_case, jane_profile, purpose="SURROGATE"))
+    response = post_raw(client, "/api/v1/viewings/", viewing_body(north_case, jane_profile, purpose="SURROGATE"))
+    assert response.status_code == 400
     assert (CaseSubject.objects.count(), Profile.objects.count(), AuditEvent.objects.count()) == before
 
 
