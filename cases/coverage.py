@@ -156,5 +156,8 @@ def covered_by_values(
             "authorisation for this case in force then named this person and profile.",
         )
     if consent is not None:
-        consent = {**consent, **{key: moment_text(consent.get(key)) for key in ("granted_at", "recorded_at", "withdrawn_at")}}
+        consent = {
+            **consent,
+            **{key: moment_text(consent.get(key)) for key in ("granted_at", "recorded_at", "withdrawn_at")},
+        }
     return {"covered": covered, "consent": consent, "authorisation": authorisation, "reason": " ".join(reasons)}
