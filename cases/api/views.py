@@ -261,6 +261,10 @@ class ConsentWithdrawApi(_Api):
 
 
 class ConsentConfirmApi(_Api):
+    """An officer confirms a consent (RIPA officers and the SRO only)."""
+
+    write_roles = (Role.RIPA_OFFICER, Role.SRO)
+
     class Input(serializers.Serializer):
         note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
