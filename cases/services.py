@@ -634,6 +634,7 @@ def viewing_log(
         viewed_at=viewed_at,
         practitioner_id=ctx.actor.pk,
         platform=profile.platform,
+        logged_at=None if supersedes is not None else now,
         consent=context.consent,
         authorisation=covering,
         cited_authorisation_id=viewing.authorisation_id,
