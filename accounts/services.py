@@ -9,17 +9,17 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role, Team, User, hash_token
 from accounts.throttling import LoginAttempt, login_attempt_reserve
 from audit.models import Outcome
 from audit.services import AuditContext, audit_record
+from core.services import service
 from evidence_service.api.errors import InvalidInput, Throttled, Unauthenticated
 
 
-@transaction.atomic
+@service
 def team_get_or_create(*, ctx: AuditContext, name: str) -> Team:
     name = name.strip()
     if not name:
@@ -30,7 +30,7 @@ def team_get_or_create(*, ctx: AuditContext, name: str) -> Team:
     return team
 
 
-@transaction.atomic
+@service
 def user_create_or_update(
     *, ctx: AuditContext, username: str, role: str, team_names: list[str], password: str | None
 ) -> tuple[User, bool]:
@@ -74,6 +74,8 @@ def user_create_or_update(
     return user, created
 
 
+# The refusal's audit event is committed before the refusal is raised (``commit_on``).
+@service(commit_on=(Throttled,))
 def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> LoginAttempt:
     """Count a sign-in attempt against the username's and the address's failure limits
     (``LOGIN_FAILURES_PER_USER``, ``LOGIN_FAILURES_PER_IP`` per
@@ -83,19 +85,18 @@ def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> Log
     caller calls ``succeeded()`` on it (or ``release()`` after an unexpected error)."""
     attempt = login_attempt_reserve(username=username, ip=ctx.ip_address)
     if attempt.refused:
-        with transaction.atomic():
-            audit_record(
-                ctx=ctx,
-                action="auth.login_throttled",
-                outcome=Outcome.DENIED,
-                target_type="user",
-                payload={
-                    "username": username[:150],
-                    "method": method,
-                    "limit": attempt.refused_scope,
-                    "retry_after": attempt.retry_after,
-                },
-            )
+        audit_record(
+            ctx=ctx,
+            action="auth.login_throttled",
+            outcome=Outcome.DENIED,
+            target_type="user",
+            payload={
+                "username": username[:150],
+                "method": method,
+                "limit": attempt.refused_scope,
+                "retry_after": attempt.retry_after,
+            },
+        )
         error = Throttled(
             "Too many failed sign-in attempts. Try again later.",
             retry_after=attempt.retry_after,
@@ -106,6 +107,8 @@ def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> Log
     return attempt
 
 
+# A refused sign-in's audit event is committed before the refusal is raised (``commit_on``).
+@service(commit_on=(Throttled, Unauthenticated))
 def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:
     """Exchange a username and password for a bearer token that expires after
     ``API_TOKEN_TTL``. A failed attempt is audited and answers 401 without saying
@@ -114,29 +117,27 @@ def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str
     try:
         user = authenticate(username=username, password=password)
         if user is None or not user.is_active:
-            with transaction.atomic():
-                audit_record(
-                    ctx=ctx,
-                    action="auth.login_failed",
-                    outcome=Outcome.DENIED,
-                    target_type="user",
-                    payload={"username": username[:150], "method": "token"},
-                )
+            audit_record(
+                ctx=ctx,
+                action="auth.login_failed",
+                outcome=Outcome.DENIED,
+                target_type="user",
+                payload={"username": username[:150], "method": "token"},
+            )
             error = Unauthenticated("Invalid username or password.", code="invalid_credentials")
             error.audited = True
             raise error
         raw = secrets.token_urlsafe(32)
-        with transaction.atomic():
-            token = ApiToken.objects.create(
-                user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
-            )
-            audit_record(
-                ctx=replace(ctx, actor=user),
-                action="auth.login",
-                target_type="user",
-                target_id=user.pk,
-                payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
-            )
+        token = ApiToken.objects.create(
+            user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
+        )
+        audit_record(
+            ctx=replace(ctx, actor=user),
+            action="auth.login",
+            target_type="user",
+            target_id=user.pk,
+            payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
+        )
     except Unauthenticated:
         raise  # a wrong password: the attempt stays counted as a failure
     except BaseException:
@@ -146,7 +147,7 @@ def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str
     return raw, token
 
 
-@transaction.atomic
+@service
 def token_revoke(*, ctx: AuditContext, token: ApiToken) -> None:
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
@@ -159,7 +160,7 @@ def token_revoke(*, ctx: AuditContext, token: ApiToken) -> None:
     )
 
 
-@transaction.atomic
+@service
 def session_login_record(*, ctx: AuditContext, user: User | None, username: str) -> None:
     """Audit a sign-in to the browsable pages (the session itself is Django's)."""
     if user is None:
@@ -180,7 +181,7 @@ def session_login_record(*, ctx: AuditContext, user: User | None, username: str)
         )
 
 
-@transaction.atomic
+@service
 def session_logout_record(*, ctx: AuditContext) -> None:
     audit_record(
         ctx=ctx, action="auth.logout", target_type="user", target_id=ctx.actor.pk, payload={"method": "session"}

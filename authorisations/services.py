@@ -43,6 +43,7 @@ from authorisations.periods import add_months_to_moment, period_end, statutory_m
 from authorisations.selectors import authorisation_in_force
 from cases.models import Case, CaseStatus, Profile, Subject
 from cases.profiles import PLATFORM_CHOICES
+from core.services import service
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
 URN_CODES = {
@@ -69,14 +70,14 @@ def _lock(authorisation: Authorisation) -> Authorisation:
     return Authorisation.objects.select_for_update().get(pk=authorisation.pk)
 
 
-def effective_status(authorisation: Authorisation, at: datetime) -> str:
+def _effective_status(authorisation: Authorisation, at: datetime) -> str:
     """The status, with an expiry the scheduled job has not recorded yet taken into
     account (``in_force`` past its expiry is ``expired``), as the API reports it."""
     return authorisation.effective_status(at)
 
 
 def _invalid_state(authorisation: Authorisation, doing: str, at: datetime) -> Conflict:
-    current = effective_status(authorisation, at)
+    current = _effective_status(authorisation, at)
     label = AuthorisationStatus(current).label.lower()
     return Conflict(
         f"Authorisation {authorisation.urn} cannot be {doing}: it is {label}.",
@@ -86,7 +87,7 @@ def _invalid_state(authorisation: Authorisation, doing: str, at: datetime) -> Co
 
 
 def _require_status(authorisation: Authorisation, allowed: tuple[str, ...], doing: str, at: datetime) -> None:
-    if effective_status(authorisation, at) not in allowed:
+    if _effective_status(authorisation, at) not in allowed:
         raise _invalid_state(authorisation, doing, at)
 
 
@@ -146,7 +147,7 @@ class Application:
     vulnerable_source: bool = False
 
 
-def ripa_problems(application: Application | Authorisation) -> dict[str, str]:
+def _ripa_problems(application: Application | Authorisation) -> dict[str, str]:
     """Why this application cannot be authorised under RIPA by a council in England and
     Wales (empty when it can, or for ``non_ripa``). Scotland has no such threshold here."""
     if application.type not in RIPA_TYPES or settings.AUTHORISATION_JURISDICTION != "england_and_wales":
@@ -210,7 +211,7 @@ def _check_application(case: Case, application: Application) -> tuple[dict[str, 
     return problems, subjects, profiles
 
 
-@transaction.atomic
+@service
 def authorisation_create(*, ctx: AuditContext, case: Case, application: Application) -> Authorisation:
     """A practitioner's application, saved as a draft with its unique reference number.
     Directed surveillance or a CHIS that RIPA cannot authorise is refused here, pointing
@@ -222,7 +223,7 @@ def authorisation_create(*, ctx: AuditContext, case: Case, application: Applicat
     problems, subjects, profiles = _check_application(case, application)
     if problems:
         raise InvalidInput("The application is incomplete.", fields=problems)
-    if ripa := ripa_problems(application):
+    if ripa := _ripa_problems(application):
         raise InvalidInput(
             f"This cannot be authorised under RIPA. {next(iter(ripa.values()))} {NON_RIPA_ROUTE}",
             code="ripa_not_available",
@@ -283,7 +284,6 @@ def authorisation_create(*, ctx: AuditContext, case: Case, application: Applicat
     return authorisation
 
 
-@transaction.atomic
 def _require_case_open(authorisation: Authorisation) -> None:
     """No application goes forward on a closed case: submitted, granted or renewed."""
     case = authorisation.case
@@ -295,6 +295,7 @@ def _require_case_open(authorisation: Authorisation) -> None:
         )
 
 
+@service
 def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> Authorisation:
     """The applicant sends their draft to the authorising officers."""
     authorisation = _lock(authorisation)
@@ -321,7 +322,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
 # --- Decisions ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def authorisation_grant(
     *,
     ctx: AuditContext,
@@ -344,7 +345,7 @@ def authorisation_grant(
     _require_status(authorisation, (AuthorisationStatus.SUBMITTED,), "granted", now)
     _require_senior_officer(ctx, authorisation)
     _require_case_open(authorisation)
-    if ripa := ripa_problems(authorisation):
+    if ripa := _ripa_problems(authorisation):
         raise Conflict(
             f"This cannot be granted under RIPA. {next(iter(ripa.values()))} Refuse it; the applicant may "
             f"apply again under the non-RIPA route. {NON_RIPA_ROUTE}",
@@ -410,7 +411,7 @@ def authorisation_grant(
     return authorisation
 
 
-@transaction.atomic
+@service
 def authorisation_refuse(
     *,
     ctx: AuditContext,
@@ -463,7 +464,7 @@ def authorisation_refuse(
 # --- Magistrate approval --------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def authorisation_record_judicial_approval(
     *,
     ctx: AuditContext,
@@ -485,7 +486,7 @@ def authorisation_record_judicial_approval(
         raise Conflict(
             "Magistrate approval applies only to directed surveillance and CHIS authorisations in England and Wales.",
             code="no_judicial_approval",
-            extra={"current_status": effective_status(authorisation, now)},
+            extra={"current_status": _effective_status(authorisation, now)},
         )
     renewal = None
     if authorisation.status != AuthorisationStatus.AWAITING_JUDICIAL_APPROVAL:
@@ -603,7 +604,7 @@ def _cancellation_problems(
     return {f"{prefix}{name}": message for name, message in problems.items()}
 
 
-@transaction.atomic
+@service
 def authorisation_cancel(
     *, ctx: AuditContext, authorisation: Authorisation, cancellation: Cancellation
 ) -> Authorisation:
@@ -655,7 +656,7 @@ def authorisation_cancel(
     return authorisation
 
 
-@transaction.atomic
+@service
 def authorisation_review(
     *,
     ctx: AuditContext,
@@ -727,7 +728,7 @@ def authorisation_review(
     return review
 
 
-@transaction.atomic
+@service
 def authorisation_renew(
     *,
     ctx: AuditContext,
@@ -811,7 +812,7 @@ def authorisation_renew(
     return renewal
 
 
-@transaction.atomic
+@service
 def authorisation_expire(
     *, ctx: AuditContext, authorisation: Authorisation, at: datetime | None = None
 ) -> Authorisation:
@@ -850,7 +851,7 @@ def authorisation_expire(
 # --- Reminders ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def authorisation_remind(
     *, ctx: AuditContext, authorisation: Authorisation, kind: str, due_at: datetime, at: datetime | None = None
 ) -> AuthorisationReminder | None:
@@ -910,18 +911,18 @@ def authorisation_remind(
     return reminder
 
 
+@service
 def reminder_send(*, reminder_id: int) -> bool:
     """Send a recorded reminder's email once: the row is locked while sending and
     marked sent, so a second delivery of the task sends nothing. False if already sent."""
-    with transaction.atomic():
-        reminder = AuthorisationReminder.objects.select_for_update().filter(pk=reminder_id).first()
-        if reminder is None or reminder.sent_at is not None:
-            return False
-        authorisation = Authorisation.objects.select_related("case").get(pk=reminder.authorisation_id)
-        subject, body = _reminder_message(authorisation, reminder)
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, reminder.recipients, fail_silently=False)
-        reminder.sent_at = timezone.now()
-        reminder.save(update_fields=["sent_at"])
+    reminder = AuthorisationReminder.objects.select_for_update().filter(pk=reminder_id).first()
+    if reminder is None or reminder.sent_at is not None:
+        return False
+    authorisation = Authorisation.objects.select_related("case").get(pk=reminder.authorisation_id)
+    subject, body = _reminder_message(authorisation, reminder)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, reminder.recipients, fail_silently=False)
+    reminder.sent_at = timezone.now()
+    reminder.save(update_fields=["sent_at"])
     return True
 
 

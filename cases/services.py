@@ -28,6 +28,7 @@ from cases.models import (
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
+from core.services import service
 from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
@@ -54,7 +55,7 @@ def _require_subject_team(ctx: AuditContext, subject: Subject) -> None:
 # --- Cases ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) -> Case:
     _require_practitioner(ctx, "open cases")
     if not ctx.actor.teams.filter(pk=team.pk).exists():
@@ -86,7 +87,7 @@ def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) ->
     return case
 
 
-@transaction.atomic
+@service
 def case_close(*, ctx: AuditContext, case: Case) -> Case:
     _require_practitioner(ctx, "close cases")
     case = Case.objects.select_for_update().get(pk=case.pk)
@@ -112,7 +113,7 @@ class SubjectLinkResult:
     link_created: bool
 
 
-@transaction.atomic
+@service
 def subject_add_to_case(
     *,
     ctx: AuditContext,
@@ -209,7 +210,7 @@ def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: 
 # --- Profiles -----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, handle: str) -> tuple[Profile, bool]:
     """Register a subject's profile; the same profile again returns the existing one."""
     _require_practitioner(ctx, "register profiles")
@@ -271,7 +272,7 @@ def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, hand
 # --- Consent ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def consent_record(
     *,
     ctx: AuditContext,
@@ -320,7 +321,7 @@ def consent_record(
     return consent
 
 
-@transaction.atomic
+@service
 def consent_withdraw(
     *, ctx: AuditContext, consent: Consent, reason: str = "", withdrawn_at: datetime | None = None
 ) -> Consent:
@@ -404,7 +405,7 @@ def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool, 
 
 # No savepoint when called inside a transaction (the API's, a correction's): a failure here
 # fails the whole of it, and a savepoint would cost two more round trips per viewing.
-@transaction.atomic(savepoint=False)
+@service(savepoint=False)
 def viewing_log(
     *,
     ctx: AuditContext,
@@ -523,7 +524,7 @@ def viewing_log(
     return viewing
 
 
-@transaction.atomic
+@service
 def viewing_supersede(*, ctx: AuditContext, original: Viewing, reason: str, details: ViewingDetails) -> Viewing:
     """Correct a viewing by logging a new one that replaces it; the original stays."""
     _require_practitioner(ctx, "correct viewings")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
 from cases.models import Case, Viewing
 from cases.permissions import is_practitioner
-from detection.models import DetectionPolicy, Flag, FlagRecipient, FlagViewing
+from detection.models import DetectionPolicy, Flag, FlagRecipient, FlagViewing, RuleCode
 from evidence_service.api.errors import NotFound
 
 
@@ -110,3 +111,24 @@ def flag_links_of(viewing_ids: Iterable[int]) -> tuple[list[dict], dict[int, lis
 
 def policy_current() -> DetectionPolicy:
     return DetectionPolicy.objects.order_by("-version").first()
+
+
+def draft_application(flag: Flag) -> dict[str, Any]:
+    """An application pre-filled from the flag, for a practitioner on the case to
+    complete and submit (POST /api/v1/authorisations/)."""
+    viewings = [link.viewing for link in flag.flag_viewings.select_related("viewing__profile").order_by("id")]
+    purposes = sorted({v.get_purpose_display().lower() for v in viewings})
+    return {
+        "type": "non_ripa",
+        "case": flag.case_id,
+        "subjects": [flag.subject_id],
+        "platforms": sorted({v.profile.platform for v in viewings}),
+        "profiles": sorted({v.profile_id for v in viewings}),
+        "purpose": f"Continued viewing for {', '.join(purposes)} (flag {flag.pk}: {RuleCode(flag.rule).label}).",
+        "information_sought": "",
+        "necessity": "",
+        "proportionality": "",
+        "alternatives_considered": "",
+        "collateral_intrusion": "",
+        "confidential_information_likely": None,
+    }
