@@ -74,8 +74,9 @@ def user_create_or_update(
     return user, created
 
 
-# The refusal's audit event is committed before the refusal is raised (``commit_on``).
-@service(commit_on=(Throttled,))
+# The refusal's audit event is committed before the refusal is raised (``commit_on``). It
+# writes nothing else, so inside ``token_issue`` it needs no savepoint of its own.
+@service(savepoint=False, commit_on=(Throttled,))
 def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> LoginAttempt:
     """Count a sign-in attempt against the username's and the address's failure limits
     (``LOGIN_FAILURES_PER_USER``, ``LOGIN_FAILURES_PER_IP`` per

@@ -18,6 +18,7 @@ import pytest
 from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.models import Team
 from audit.append_only import APPEND_ONLY_MODELS, protect_sql
@@ -451,6 +452,23 @@ def test_a_journey_through_the_api_writes_and_locks_nothing_outside_a_transactio
         "authorisation.submit",
         "authorisation.grant",
     } <= actions
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_sign_in_keeps_its_audit_event_without_the_tests_transaction(alice):
+    """``token_issue`` runs in one transaction, and the refusal it audits (``commit_on``) is
+    committed before the 401 is answered."""
+    client = APIClient()
+    with statements_outside_a_transaction() as outside:
+        refused = client.post("/api/v1/auth/token/", {"username": "alice", "password": "wrong"}, format="json")
+        signed_in = client.post(
+            "/api/v1/auth/token/", {"username": "alice", "password": "correct-horse-battery"}, format="json"
+        )
+    assert (refused.status_code, signed_in.status_code) == (401, 200)
+    assert outside == []
+    failed = AuditEvent.objects.get(action="auth.login_failed")
+    assert failed.payload["username"] == "alice" and failed.outcome == "denied"
+    assert AuditEvent.objects.filter(action="auth.login", actor_username="alice").count() == 1
 
 
 def test_the_watch_reports_writes_and_locks_outside_a_transaction_only():
