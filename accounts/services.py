@@ -108,8 +108,9 @@ def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> Log
     return attempt
 
 
-# A refused sign-in's audit event is committed before the refusal is raised (``commit_on``).
-@service(commit_on=(Throttled, Unauthenticated))
+# A refused sign-in's audit event is committed before the refusal is raised (``commit_on``),
+# whatever the caller does next (``durable``: never inside a caller's transaction).
+@service(durable=True, commit_on=(Throttled, Unauthenticated))
 def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:
     """Exchange a username and password for a bearer token that expires after
     ``API_TOKEN_TTL``. A failed attempt is audited and answers 401 without saying

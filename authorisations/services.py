@@ -911,10 +911,12 @@ def authorisation_remind(
     return reminder
 
 
-@service
+@service(durable=True)
 def reminder_send(*, reminder_id: int) -> bool:
     """Send a recorded reminder's email once: the row is locked while sending and
-    marked sent, so a second delivery of the task sends nothing. False if already sent."""
+    marked sent, so a second delivery of the task sends nothing. False if already sent.
+    Its own transaction, committed on return (``durable``): a caller's rollback after the
+    email went would leave it unsent, to be sent again."""
     reminder = AuthorisationReminder.objects.select_for_update().filter(pk=reminder_id).first()
     if reminder is None or reminder.sent_at is not None:
         return False

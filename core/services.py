@@ -32,11 +32,11 @@ def service(func: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def service(
-    *, savepoint: bool = True, commit_on: tuple[type[BaseException], ...] = ()
+    *, savepoint: bool = True, durable: bool = False, commit_on: tuple[type[BaseException], ...] = ()
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
-def service(func=None, /, *, savepoint=True, commit_on=()):
+def service(func=None, /, *, savepoint=True, durable=False, commit_on=()):
     """Run the decorated function in ``transaction.atomic``; mark it as a service
     (``__service__``). Use as ``@service`` or ``@service(...)``.
 
@@ -44,18 +44,27 @@ def service(func=None, /, *, savepoint=True, commit_on=()):
     fails the caller's whole transaction, and it saves two round trips), as
     ``transaction.atomic(savepoint=False)``.
 
+    ``durable=True``: the service must be the outermost transaction, and is committed when
+    it returns (``transaction.atomic(durable=True)``; called inside another transaction it
+    raises ``RuntimeError``). For a service whose effects outside the database must match
+    what it commits (an email sent and marked sent), or whose ``commit_on`` refusal must
+    survive whatever its caller does next.
+
     ``commit_on``: exception types after which what the service wrote is kept (its
     transaction commits, or its savepoint is released) before the exception is raised on
     to the caller. Only for a refusal the service records itself, in the audit log, after
     writing nothing else (a throttled or failed sign-in: the refusal's event must survive
     the refusal); never for an error that would leave a change half-made. Any other
     exception rolls everything back as usual."""
+    options = {"savepoint": savepoint, "durable": durable, "commit_on": tuple(commit_on)}
     if func is None:
-        return functools.partial(_wrap, savepoint=savepoint, commit_on=tuple(commit_on))
-    return _wrap(func, savepoint=savepoint, commit_on=tuple(commit_on))
+        return functools.partial(_wrap, **options)
+    return _wrap(func, **options)
 
 
-def _wrap(func: Callable[P, R], *, savepoint: bool, commit_on: tuple[type[BaseException], ...]) -> Callable[P, R]:
+def _wrap(
+    func: Callable[P, R], *, savepoint: bool, durable: bool, commit_on: tuple[type[BaseException], ...]
+) -> Callable[P, R]:
     if not callable(func) or getattr(func, "__service__", False):
         raise TypeError(f"@service wraps a function once, not {func!r}")
     name = getattr(func, "__name__", "")
@@ -71,7 +80,7 @@ def _wrap(func: Callable[P, R], *, savepoint: bool, commit_on: tuple[type[BaseEx
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         kept: BaseException | None = None
-        with transaction.atomic(savepoint=savepoint):
+        with transaction.atomic(savepoint=savepoint, durable=durable):
             try:
                 return func(*args, **kwargs)
             except commit_on as refusal:
@@ -79,5 +88,5 @@ def _wrap(func: Callable[P, R], *, savepoint: bool, commit_on: tuple[type[BaseEx
         raise kept
 
     wrapper.__service__ = True
-    wrapper.__service_options__ = {"savepoint": savepoint, "commit_on": commit_on}
+    wrapper.__service_options__ = {"savepoint": savepoint, "durable": durable, "commit_on": commit_on}
     return wrapper

@@ -298,7 +298,7 @@ def team_without_savepoint(*, name: str) -> None:
 def test_service_keeps_the_functions_name_and_signature():
     assert team_named.__name__ == "team_named" and team_named.__service__ is True
     assert list(inspect.signature(team_named).parameters) == ["name", "fail"]
-    assert team_named.__service_options__ == {"savepoint": True, "commit_on": ()}
+    assert team_named.__service_options__ == {"savepoint": True, "durable": False, "commit_on": ()}
 
 
 def test_service_refuses_something_that_is_not_an_exception_to_commit_on():
@@ -353,6 +353,18 @@ def test_inside_a_callers_transaction_a_service_is_a_savepoint_unless_told_other
         assert connection.needs_rollback  # no savepoint: the caller's whole transaction fails
         raise ValueError("caller gives up")
     assert not Team.objects.filter(name__in=["Lost with it", "Failing"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_durable_service_refuses_to_run_inside_a_callers_transaction():
+    @service(durable=True)
+    def outermost(*, name: str) -> None:
+        Team.objects.create(name=name)
+
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        outermost(name="Nested")
+    outermost(name="Alone")
+    assert list(Team.objects.values_list("name", flat=True)) == ["Alone"]
 
 
 # --- Real services, committing: no statement that writes or locks runs outside a transaction -----
