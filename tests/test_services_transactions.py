@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import sys
 import textwrap
 from contextlib import contextmanager
@@ -36,13 +37,14 @@ def services_modules() -> list[str]:
     """The dotted name of every ``services.py`` in the project's packages (not in tests,
     nor in hidden folders such as ``.venv``)."""
     names = []
-    for path in sorted(ROOT.rglob("services.py")):
-        folders = path.relative_to(ROOT).parts[:-1]
-        if not folders or any(part.startswith(".") or part in SKIPPED_FOLDERS for part in folders):
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
+        parts = Path(folder).relative_to(ROOT).parts
+        if "services.py" not in files or not parts:
             continue
-        if all((ROOT.joinpath(*folders[: i + 1]) / "__init__.py").is_file() for i in range(len(folders))):
-            names.append(".".join((*folders, "services")))
-    return names
+        if all((ROOT.joinpath(*parts[: i + 1]) / "__init__.py").is_file() for i in range(len(parts))):
+            names.append(".".join((*parts, "services")))
+    return sorted(names)
 
 
 def outside_a_service(module) -> list[str]:
