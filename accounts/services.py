@@ -75,12 +75,13 @@ def user_create_or_update(
 
 
 def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> LoginAttempt:
-    """Count a sign-in attempt against the username's and the address's failure limits
-    (``LOGIN_FAILURES_PER_USER``, ``LOGIN_FAILURES_PER_IP`` per
-    ``LOGIN_FAILURE_WINDOW_SECONDS``) before the password is checked. Over a limit the
-    refusal is audited as ``auth.login_throttled`` and raised as ``Throttled`` (429), and
-    the password is never looked at. Otherwise the attempt counts as a failure unless the
-    caller calls ``succeeded()`` on it (or ``release()`` after an unexpected error)."""
+    """Count a sign-in attempt against the throttle's limits (``accounts/throttling.py``:
+    per username and address, per address, per username) before the password is checked.
+    Over a limit the refusal is audited as ``auth.login_throttled``, naming the limit, and
+    raised as ``Throttled`` (429), and the password is never looked at; whether the username
+    exists plays no part. Otherwise the attempt counts as a failure unless the caller calls
+    ``succeeded()`` on it (inside the transaction that records the sign-in) or ``release()``
+    after an unexpected error. Both sign-in paths (token and session) come through here."""
     attempt = login_attempt_reserve(username=username, ip=ctx.ip_address)
     if attempt.refused:
         with transaction.atomic():
@@ -137,12 +138,12 @@ def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str
                 target_id=user.pk,
                 payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
             )
+            attempt.succeeded()
     except Unauthenticated:
         raise  # a wrong password: the attempt stays counted as a failure
     except BaseException:
         attempt.release()
         raise
-    attempt.succeeded()
     return raw, token
 
 
