@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role, Team, User, hash_token
-from accounts.throttling import LoginAttempt, login_attempt_reserve
+from accounts.throttling import LoginAttempt, login_attempt_reserve, login_failures_matching
 from audit.models import Outcome
 from audit.services import AuditContext, audit_record
 from evidence_service.api.errors import InvalidInput, Throttled, Unauthenticated
@@ -105,6 +106,32 @@ def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> Log
         error.audited = True
         raise error
     return attempt
+
+
+@transaction.atomic
+def login_failures_clear(*, ctx: AuditContext, username: str | None, ip: str | None) -> int:
+    """Forget the failed sign-ins counted for a username, an address, or a username at an
+    address, so that a locked-out user need not wait for the window to pass. Audited as
+    ``auth.login_failures_cleared``; returns how many failures were forgotten."""
+    username = username.strip() if username is not None else None
+    if not username and not ip:
+        raise InvalidInput(
+            "Name a username, an address or both.",
+            fields={"username": "Give a username or an address.", "address": "Give a username or an address."},
+        )
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError as exc:
+            raise InvalidInput(f"{ip!r} is not an IP address.", fields={"address": "Not an IP address."}) from exc
+    deleted, _ = login_failures_matching(username=username or None, ip=ip or None).delete()
+    audit_record(
+        ctx=ctx,
+        action="auth.login_failures_cleared",
+        target_type="user",
+        payload={"username": (username or "")[:150], "address": ip or "", "failures_cleared": deleted},
+    )
+    return deleted
 
 
 def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:

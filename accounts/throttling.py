@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from accounts.models import LoginAddress, LoginFailure
 
@@ -187,6 +187,17 @@ def _retry_after(q: Q, *, limit: int, count: int, row_id: int, cutoff: datetime,
     if leaves is None:  # pragma: no cover - pruned meanwhile: try again soon
         return 1
     return max(1, math.ceil(leaves.timestamp() + settings.LOGIN_FAILURE_WINDOW_SECONDS - now))
+
+
+def login_failures_matching(*, username: str | None, ip: str | None) -> QuerySet[LoginFailure]:
+    """The failures counted for ``username`` (normalised as the throttle counts it), for
+    the address ``ip`` (an IPv6 address by its /64), or for both together."""
+    failures = LoginFailure.objects.all()
+    if username is not None:
+        failures = failures.filter(username_key=username_key(username))
+    if ip is not None:
+        failures = failures.filter(address=address_key(ip))
+    return failures
 
 
 def login_attempt_reserve(*, username: str, ip: str | None) -> LoginAttempt:

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
@@ -468,3 +469,40 @@ def test_the_counts_do_not_live_in_the_cache(alice):
         assert login("alice", "wrong-guess").status_code == 401
     cache.clear()
     assert login("alice").status_code == 429
+
+
+def test_an_operator_can_forget_a_usernames_failures_and_it_is_audited(alice, capsys):
+    for _ in range(5):
+        assert login("alice", "wrong-guess", ip="203.0.113.1").status_code == 401
+    assert login("someone", "wrong-guess", ip="203.0.113.1").status_code == 401
+    assert login("alice", ip="203.0.113.1").status_code == 429
+
+    call_command("clear_login_failures", "--username", " ALICE ")
+
+    assert "Forgot 5 failed sign-in(s)." in capsys.readouterr().out
+    event = AuditEvent.objects.get(action="auth.login_failures_cleared")
+    assert (event.actor_id, event.payload) == (
+        None,
+        {"username": "ALICE", "address": "", "failures_cleared": 5, "via": "command:clear_login_failures"},
+    )
+    assert LoginFailure.objects.count() == 1  # the address's failure at another username stays
+    assert login("alice", ip="203.0.113.1").status_code == 200
+
+
+def test_an_operator_can_forget_an_addresss_failures(alice):
+    with override_settings(LOGIN_FAILURES_PER_IP=3):
+        for n in range(3):
+            assert login(f"someone{n}", "wrong-guess", ip="2001:db8:5:6::1").status_code == 401
+        assert login("alice", ip="2001:db8:5:6::2").status_code == 429
+        call_command("clear_login_failures", "--address", "2001:db8:5:6::99")
+        assert login("alice", ip="2001:db8:5:6::2").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [([], "Name a username, an address or both."), (["--address", "not-an-ip"], "is not an IP address")],
+)
+def test_clearing_failures_needs_a_username_or_a_valid_address(db, arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("clear_login_failures", *arguments)
+    assert not AuditEvent.objects.filter(action="auth.login_failures_cleared").exists()
