@@ -3,7 +3,10 @@ username, in the database; shared by the token API and the session sign-in page;
 answer 429 without checking the password and are audited, naming the limit."""
 
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,6 +21,7 @@ from audit.models import AuditEvent
 from tests.factories import UserFactory
 
 GOOD = "correct-horse-battery"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def login(username, password=GOOD, *, ip="127.0.0.1", **extra):
@@ -514,3 +518,36 @@ def test_clearing_failures_needs_a_username_or_a_valid_address(db, arguments, me
     with pytest.raises(CommandError, match=message):
         call_command("clear_login_failures", *arguments)
     assert not AuditEvent.objects.filter(action="auth.login_failures_cleared").exists()
+
+
+def _settings_with(tmp_path, **environ) -> subprocess.CompletedProcess:
+    code = (
+        "from evidence_service import settings as s; print(s.LOGIN_FAILURES_PER_USER_AND_IP, s.LOGIN_FAILURES_PER_IP,"
+        " s.LOGIN_FAILURES_PER_USER, s.LOGIN_KNOWN_ADDRESS_DAYS, s.LOGIN_FAILURE_WINDOW_SECONDS)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, **environ}
+    return subprocess.run(  # noqa: S603 - this interpreter importing the settings module
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_the_limits_are_read_from_the_environment(tmp_path):
+    result = _settings_with(
+        tmp_path,
+        LOGIN_FAILURES_PER_USER_AND_IP="3",
+        LOGIN_FAILURES_PER_IP="50",
+        LOGIN_FAILURES_PER_USER="0",
+        LOGIN_KNOWN_ADDRESS_DAYS="7",
+        LOGIN_FAILURE_WINDOW_SECONDS="600",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "50", "0", "7", "600"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LOGIN_FAILURES_PER_USER_AND_IP", "-1"), ("LOGIN_FAILURES_PER_USER", "lots"), ("LOGIN_KNOWN_ADDRESS_DAYS", "-2")],
+)
+def test_a_malformed_limit_stops_the_service_from_starting(tmp_path, name, value):
+    result = _settings_with(tmp_path, **{name: value})
+    assert result.returncode != 0 and name in result.stderr
