@@ -59,6 +59,8 @@ LIMITS = (
     ("ip", "LOGIN_FAILURES_PER_IP"),
     ("user", "LOGIN_FAILURES_PER_USER"),
 )
+#: The address of a request whose client address is not known (all such share a count).
+UNKNOWN_ADDRESS = "unknown"
 #: Expired rows are deleted at most this often per process (seconds).
 PRUNE_EVERY = 60.0
 
@@ -109,9 +111,6 @@ class LoginAttempt:
                 LoginFailure.objects.filter(pk=self.row_id).delete()
             except DatabaseError:
                 logger.exception("could not give back a sign-in attempt's reservation; it counts as a failure")
-
-
-UNKNOWN_ADDRESS = "unknown"
 
 
 def username_key(username: str) -> str:
