@@ -72,3 +72,35 @@ class ApiToken(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "expires_at"])]
+
+
+class LoginFailure(models.Model):
+    """A failed sign-in, or one whose password is still being checked, kept for as long
+    as the sign-in throttle's window (``accounts/throttling.py``). The username is kept
+    only as a hash of its normalised form; the address is an IPv4 address or an IPv6 /64."""
+
+    username_key = models.CharField(max_length=64)
+    address = models.CharField(max_length=64)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username_key", "at"], name="login_failure_user_at"),
+            models.Index(fields=["address", "at"], name="login_failure_address_at"),
+            models.Index(fields=["at"], name="login_failure_at"),
+        ]
+
+
+class LoginAddress(models.Model):
+    """An address a username last signed in from successfully, and when: the
+    per-username limit (``LOGIN_FAILURES_PER_USER``) is not applied there for
+    ``LOGIN_KNOWN_ADDRESS_DAYS``, so failures from elsewhere cannot lock a user out of
+    the address they work from."""
+
+    username_key = models.CharField(max_length=64)
+    address = models.CharField(max_length=64)
+    last_success_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["username_key", "address"], name="login_address_unique")]
+        indexes = [models.Index(fields=["last_success_at"], name="login_address_last_success")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import replace
 
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role, Team, User, hash_token
-from accounts.throttling import LoginAttempt, login_attempt_reserve
+from accounts.throttling import LoginAttempt, login_attempt_reserve, login_failures_matching
 from audit.models import Outcome
 from audit.services import AuditContext, audit_record
 from core.services import service
@@ -74,16 +75,18 @@ def user_create_or_update(
     return user, created
 
 
-# The refusal's audit event is committed before the refusal is raised (``commit_on``). It
-# writes nothing else, so inside ``token_issue`` it needs no savepoint of its own.
-@service(savepoint=False, commit_on=(Throttled,))
+# Its own, outermost transaction (``durable``): the attempt's reservation commits before the
+# password is checked, so concurrent guesses count each other; the refusal's audit event is
+# committed before the refusal is raised (``commit_on``).
+@service(durable=True, commit_on=(Throttled,))
 def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> LoginAttempt:
-    """Count a sign-in attempt against the username's and the address's failure limits
-    (``LOGIN_FAILURES_PER_USER``, ``LOGIN_FAILURES_PER_IP`` per
-    ``LOGIN_FAILURE_WINDOW_SECONDS``) before the password is checked. Over a limit the
-    refusal is audited as ``auth.login_throttled`` and raised as ``Throttled`` (429), and
-    the password is never looked at. Otherwise the attempt counts as a failure unless the
-    caller calls ``succeeded()`` on it (or ``release()`` after an unexpected error)."""
+    """Count a sign-in attempt against the throttle's limits (``accounts/throttling.py``:
+    per username and address, per address, per username) before the password is checked.
+    Over a limit the refusal is audited as ``auth.login_throttled``, naming the limit, and
+    raised as ``Throttled`` (429), and the password is never looked at; whether the username
+    exists plays no part. Otherwise the attempt counts as a failure unless the caller calls
+    ``succeeded()`` on it (inside the transaction that records the sign-in) or ``release()``
+    after an unexpected error. Both sign-in paths (token and session) come through here."""
     attempt = login_attempt_reserve(username=username, ip=ctx.ip_address)
     if attempt.refused:
         audit_record(
@@ -108,43 +111,66 @@ def login_attempt_start(*, ctx: AuditContext, username: str, method: str) -> Log
     return attempt
 
 
-# A refused sign-in's audit event is committed before the refusal is raised (``commit_on``),
-# whatever the caller does next (``durable``: never inside a caller's transaction).
-@service(durable=True, commit_on=(Throttled, Unauthenticated))
-def token_issue(*, ctx: AuditContext, username: str, password: str) -> tuple[str, ApiToken]:
+@service
+def login_failures_clear(*, ctx: AuditContext, username: str | None, ip: str | None) -> int:
+    """Forget the failed sign-ins counted for a username, an address, or a username at an
+    address, so that a locked-out user need not wait for the window to pass. Audited as
+    ``auth.login_failures_cleared``; returns how many failures were forgotten."""
+    username = username.strip() if username is not None else None
+    if not username and not ip:
+        raise InvalidInput(
+            "Name a username, an address or both.",
+            fields={"username": "Give a username or an address.", "address": "Give a username or an address."},
+        )
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError as exc:
+            raise InvalidInput(f"{ip!r} is not an IP address.", fields={"address": "Not an IP address."}) from exc
+    deleted, _ = login_failures_matching(username=username or None, ip=ip or None).delete()
+    audit_record(
+        ctx=ctx,
+        action="auth.login_failures_cleared",
+        target_type="user",
+        payload={"username": (username or "")[:150], "address": ip or "", "failures_cleared": deleted},
+    )
+    return deleted
+
+
+# The attempt was reserved, and committed, by ``login_attempt_start`` before this runs, so that
+# concurrent guesses see each other. A refused sign-in's audit event is committed before the
+# refusal is raised (``commit_on``), whatever the caller does next (``durable``).
+@service(durable=True, commit_on=(Unauthenticated,))
+def token_issue(*, ctx: AuditContext, attempt: LoginAttempt, username: str, password: str) -> tuple[str, ApiToken]:
     """Exchange a username and password for a bearer token that expires after
-    ``API_TOKEN_TTL``. A failed attempt is audited and answers 401 without saying
-    whether the username exists; too many failures answer 429 (``login_attempt_start``)."""
-    attempt = login_attempt_start(ctx=ctx, username=username, method="token")
-    try:
-        user = authenticate(username=username, password=password)
-        if user is None or not user.is_active:
-            audit_record(
-                ctx=ctx,
-                action="auth.login_failed",
-                outcome=Outcome.DENIED,
-                target_type="user",
-                payload={"username": username[:150], "method": "token"},
-            )
-            error = Unauthenticated("Invalid username or password.", code="invalid_credentials")
-            error.audited = True
-            raise error
-        raw = secrets.token_urlsafe(32)
-        token = ApiToken.objects.create(
-            user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
-        )
+    ``API_TOKEN_TTL``, for an attempt ``login_attempt_start`` let through. A failed attempt
+    is audited and answers 401 without saying whether the username exists, and stays
+    counted as a failure; on success the attempt's failures are forgotten in the same
+    transaction as the token and its audit event. After any other error the caller gives
+    the attempt back (``attempt.release()``), once this transaction has rolled back."""
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
         audit_record(
-            ctx=replace(ctx, actor=user),
-            action="auth.login",
+            ctx=ctx,
+            action="auth.login_failed",
+            outcome=Outcome.DENIED,
             target_type="user",
-            target_id=user.pk,
-            payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
+            payload={"username": username[:150], "method": "token"},
         )
-    except Unauthenticated:
-        raise  # a wrong password: the attempt stays counted as a failure
-    except BaseException:
-        attempt.release()
-        raise
+        error = Unauthenticated("Invalid username or password.", code="invalid_credentials")
+        error.audited = True
+        raise error
+    raw = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, key_hash=hash_token(raw), expires_at=timezone.now() + settings.API_TOKEN_TTL
+    )
+    audit_record(
+        ctx=replace(ctx, actor=user),
+        action="auth.login",
+        target_type="user",
+        target_id=user.pk,
+        payload={"method": "token", "token_id": token.pk, "expires_at": token.expires_at},
+    )
     attempt.succeeded()
     return raw, token
 

@@ -131,7 +131,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis, cache and Celery ------------------------------------------------------------
 REDIS_URL = validate_redis_url("REDIS_URL", env_str("REDIS_URL"))
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Nothing on the request path depends on the cache (the sign-in throttle counts in the
+    # database); short timeouts keep any later use of it from hanging while Redis is down.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -207,11 +215,17 @@ SESSION_COOKIE_AGE = int(API_TOKEN_TTL.total_seconds())
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/api/v1/docs/"
 
-# Sign-in throttling (API token and session sign-in share the counters, kept in the cache:
-# Redis when REDIS_URL is set). After this many failures within the window, further
-# attempts are refused with 429 without checking the password. 0 switches a limit off.
-LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 5, minimum=0)
+# Sign-in throttling (accounts/throttling.py; the API token and the session sign-in share
+# the counts, kept in the database so that they hold without Redis). Past a limit within the
+# window, further attempts are refused with 429 without checking the password. 0 switches a
+# limit off. Failures of one username from one address:
+LOGIN_FAILURES_PER_USER_AND_IP = env_int("LOGIN_FAILURES_PER_USER_AND_IP", 5, minimum=0)
+# ... from one address, whatever the username:
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20, minimum=0)
+# ... of one username from every address together (a distributed guess), not applied at an
+# address the username signed in from within LOGIN_KNOWN_ADDRESS_DAYS (0 = nowhere exempt):
+LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 100, minimum=0)
+LOGIN_KNOWN_ADDRESS_DAYS = env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30, minimum=0, maximum=3650)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1, maximum=7 * 24 * 3600)
 
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are

@@ -1,5 +1,4 @@
 import os
-import uuid
 
 import pytest
 from django.db import connection
@@ -17,14 +16,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("postgres"):
             item.fixturenames.append("_postgres_only")
-
-
-@pytest.fixture(autouse=True)
-def _own_login_failure_counters(monkeypatch):
-    """Sign-in failure counters live in the cache, which outlives a test (and in CI is a
-    shared Redis): each test counts under its own key prefix, so failures in one test
-    never throttle sign-ins in another."""
-    monkeypatch.setattr("accounts.throttling.KEY_PREFIX", f"login-failures-test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture
