@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import unicodedata
 
 from django.contrib.auth.models import AbstractUser
