@@ -82,7 +82,7 @@ def test_when_no_officer_routed_is_free_any_more_the_flag_goes_to_the_sro_too(
     absorbed = AuditEvent.objects.get(action="flag.absorb")
     assert absorbed.payload["routed_to"] == ["sam"]
     [notification] = Notification.objects.filter(recipient=sam, flag=flag)
-    assert str(flag.pk) in notification.subject_line and "/api/v1/flags/" in notification.body
+    assert str(flag.pk) in notification.subject_line and f"http://127.0.0.1:8000/flags/{flag.pk}/" in notification.body
     assert not Notification.objects.filter(recipient__username__in=["sid", "nora"]).exists()
 
     assert decide(client_for(otis), flag).json()["code"] == "works_on_the_case"
