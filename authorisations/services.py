@@ -112,6 +112,11 @@ def _require_not_involved(directly_involved: bool) -> None:
         )
 
 
+def _officer_grade(ctx: AuditContext, given: str) -> str:
+    """The grade the officer gives, or else the one on their account."""
+    return (given or "").strip() or getattr(ctx.actor, "grade", "")
+
+
 def _blank(problems: dict[str, str], **values: str) -> None:
     for name, value in values.items():
         if not (value or "").strip():
@@ -353,6 +358,7 @@ def authorisation_grant(
             fields=ripa,
         )
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement, limits=limits)
     if not 1 <= review_interval_days <= MAX_REVIEW_INTERVAL_DAYS:
         problems["review_interval_days"] = f"Give a number of days from 1 to {MAX_REVIEW_INTERVAL_DAYS}."
@@ -429,6 +435,7 @@ def authorisation_refuse(
     now = timezone.now()
     _require_status(authorisation, (AuthorisationStatus.SUBMITTED,), "refused", now)
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement)
     if problems:
         raise InvalidInput("The refusal cannot be recorded.", fields=problems)
@@ -759,6 +766,7 @@ def authorisation_renew(
             extra={"current_status": authorisation.status},
         )
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement)
     old_expiry = authorisation.expires_at
     months = statutory_months(authorisation_type=authorisation.type, juvenile_source=authorisation.juvenile_source)

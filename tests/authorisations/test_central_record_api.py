@@ -135,7 +135,7 @@ def test_the_central_record_holds_the_facts_of_the_lifecycle(record, audrey, cli
     entry = client_for(audrey).get(URL).json()["results"][0]
     assert entry["type"] == "directed_surveillance"
     assert entry["subjects"] == ["Jane Doe"]
-    assert entry["authorising_officer"] == {"name": "Olivia Officer", "grade": "Head of Service"}
+    assert entry["authorising_officer"] == {"name": "Olivia Officer", "grade": "Head of Service", "username": "olivia"}
     assert entry["urgency_used"] is False and "s.43(1A)" in entry["urgency_reason"]
     assert entry["officer_directly_involved"] is False
     assert entry["magistrate_approval"]["court"] == "Leeds Magistrates' Court"
