@@ -170,6 +170,26 @@ def test_each_practitioner_is_told_of_the_decision_from_their_own_side(decided, 
     assert "N-1" in to_alice.subject_line and REASONING in to_alice.body
 
 
+def test_each_practitioner_s_email_links_to_what_they_may_open_on_site_url(
+    client_for, alice, bob, north_case, south_case, shared, olivia, settings
+):
+    settings.SITE_URL = "https://evidence.council.example"
+    flag, joined = raise_and_join(client_for, alice, bob, north_case, south_case, shared)
+    for to_officer in Notification.objects.filter(flag=flag):
+        assert f"https://evidence.council.example/flags/{flag.pk}/" in to_officer.body
+        assert "/api/v1/" not in to_officer.body
+    olivia.full_name = "Olivia Okafor"
+    olivia.save()
+    decide(client_for(olivia), flag, outcome="authorisation_required")
+    [to_alice] = Notification.objects.filter(recipient=alice, flag=flag)
+    assert f"https://evidence.council.example/flags/{flag.pk}/" in to_alice.body
+    assert "Olivia Okafor (olivia) decided" in to_alice.body
+    [to_bob] = Notification.objects.filter(recipient=bob, flag=flag)
+    bob_look = FlagViewing.objects.get(flag=flag, viewing__practitioner=bob).viewing_id
+    assert f"https://evidence.council.example/viewings/{bob_look}/" in to_bob.body
+    assert "/flags/" not in to_bob.body  # not another team's flag page
+
+
 def test_the_schema_says_which_flag_fields_may_be_null(client_for, alice):
     schema = client_for(alice).get("/api/v1/schema/", {"format": "json"}).json()
     for component in ("FlagOutput", "FlagDetailOutput"):
