@@ -226,3 +226,21 @@ def test_control_characters_in_a_case_reference_do_not_reach_the_email(walk, off
     assert "\n" not in message.subject
     assert message.to == ["olivia@council.example"] and not message.bcc
     assert Authorisation.objects.get(pk=authorisation.pk).status == "submitted"
+
+
+@pytest.mark.parametrize("grave", [False, True])
+def test_those_asked_to_decide_are_exactly_those_the_permissions_let_decide(walk, officers, alice, grave):
+    from accounts.models import User
+    from authorisations.notifications import may_decide
+    from authorisations.permissions import why_cannot_decide, why_needs_senior_officer
+
+    if grave:
+        officers["sam"].teams.add(alice.teams.get())  # the only SRO works on the case: nobody may grant it
+    authorisation = walk("submitted", confidential_information_likely=grave)
+    allowed = {
+        user.username
+        for user in User.objects.filter(is_active=True)
+        if why_cannot_decide(user, authorisation) is None and why_needs_senior_officer(user, authorisation) is None
+    }
+    assert {officer.username for officer in may_decide(authorisation)} == allowed
+    assert allowed == (set() if grave else {"olivia", "rita", "sam"})
