@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
+
+
+def no_control_characters(value: str) -> None:
+    """Names end up in emails' subjects and in CSV: no line breaks, tabs or other control
+    (or invisible formatting) characters."""
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise ValidationError("May not contain line breaks or other control characters.", code="control_character")
 
 
 class Role(models.TextChoices):
@@ -35,6 +44,16 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=20, choices=Role.choices)
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
+    # ``email`` (Django's) is where notifications go; without one, none can reach them.
+    full_name = models.CharField(
+        max_length=150, blank=True, validators=[no_control_characters], help_text="As the central record names them."
+    )
+    grade = models.CharField(
+        max_length=150,
+        blank=True,
+        validators=[no_control_characters],
+        help_text="An officer's post or grade (e.g. Head of Legal Services), shown in the central record.",
+    )
 
     class Meta:
         constraints = [
@@ -43,6 +62,14 @@ class User(AbstractUser):
                 name="user_role_known",
             )
         ]
+
+    def get_full_name(self) -> str:
+        return self.full_name.strip() or super().get_full_name()
+
+    @property
+    def display_name(self) -> str:
+        """The full name, or the username when there is none."""
+        return self.get_full_name() or self.get_username()
 
     @property
     def is_practitioner(self) -> bool:

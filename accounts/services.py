@@ -31,11 +31,53 @@ def team_get_or_create(*, ctx: AuditContext, name: str) -> Team:
     return team
 
 
+#: What ``user_update_details`` may change (None leaves a field as it is).
+DETAIL_FIELDS = ("email", "full_name", "grade")
+
+
+def _apply_details(user: User, **details: str | None) -> dict[str, dict[str, str]]:
+    """Set the given contact details on ``user`` (not saved) after checking them; the
+    changes as ``{field: {"from": old, "to": new}}``. Raises ``InvalidInput`` naming the
+    field for a malformed address or a name with control characters."""
+    changes: dict[str, dict[str, str]] = {}
+    problems: dict[str, str] = {}
+    for name, value in details.items():
+        if value is None:
+            continue
+        value = value.strip()
+        if name == "email" and value:
+            value = User.objects.normalize_email(value)
+        field = User._meta.get_field(name)
+        try:
+            field.clean(value, user)
+        except ValidationError as exc:
+            problems[name] = " ".join(exc.messages)
+            continue
+        if getattr(user, name) != value:
+            changes[name] = {"from": getattr(user, name), "to": value}
+            setattr(user, name, value)
+    if problems:
+        raise InvalidInput(
+            "Enter a valid email address." if "email" in problems else "The details cannot be saved.",
+            fields=problems,
+        )
+    return changes
+
+
 @service
 def user_create_or_update(
-    *, ctx: AuditContext, username: str, role: str, team_names: list[str], password: str | None
+    *,
+    ctx: AuditContext,
+    username: str,
+    role: str,
+    team_names: list[str],
+    password: str | None,
+    email: str | None = None,
+    full_name: str | None = None,
+    grade: str | None = None,
 ) -> tuple[User, bool]:
-    """Create the user, or bring an existing one to the given role, teams and password."""
+    """Create the user, or bring an existing one to the given role, teams and password.
+    ``email``, ``full_name`` and ``grade`` are set when given (None keeps them)."""
     if role not in Role.values:
         raise InvalidInput(f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(Role.values)}."})
     user = User.objects.filter(username=username).first()
@@ -44,6 +86,7 @@ def user_create_or_update(
         user = User(username=username)
         if not password:
             raise InvalidInput("A new user needs a password.", fields={"password": "This field is required."})
+    changes = _apply_details(user, email=email, full_name=full_name, grade=grade)
     user.role = role
     if password:
         try:
@@ -51,7 +94,12 @@ def user_create_or_update(
         except ValidationError as exc:
             raise InvalidInput("The password is too weak.", fields={"password": exc.messages}) from exc
         user.set_password(password)
-    user.full_clean(exclude=["password"])
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        raise InvalidInput(
+            "The user cannot be saved.", fields={name: " ".join(msgs) for name, msgs in exc.message_dict.items()}
+        ) from exc
     user.save()
     revoked = 0
     if password and not created:
@@ -70,9 +118,40 @@ def user_create_or_update(
             "teams": sorted(team.name for team in teams),
             "password_changed": bool(password),
             "tokens_revoked": revoked,
+            "email": user.email,
+            "full_name": user.full_name,
+            "grade": user.grade,
+            "changed": sorted(changes),
         },
     )
     return user, created
+
+
+@service
+def user_update_details(
+    *,
+    ctx: AuditContext,
+    user: User,
+    email: str | None = None,
+    full_name: str | None = None,
+    grade: str | None = None,
+) -> dict[str, dict[str, str]]:
+    """Change a user's email address, full name or grade (None leaves one as it is; an
+    empty string clears it). Audited as ``user.update`` with each change's old and new
+    value; nothing changed, nothing recorded. Returns the changes."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    changes = _apply_details(user, email=email, full_name=full_name, grade=grade)
+    if not changes:
+        return changes
+    user.save(update_fields=list(changes))
+    audit_record(
+        ctx=ctx,
+        action="user.update",
+        target_type="user",
+        target_id=user.pk,
+        payload={"username": user.username, "changes": changes},
+    )
+    return changes
 
 
 # Its own, outermost transaction (``durable``): the attempt's reservation commits before the

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import AuditContext, audit_record
-from authorisations import permissions
+from authorisations import notifications, permissions
 from authorisations.models import (
     RIPA_TYPES,
     Authorisation,
@@ -111,6 +111,11 @@ def _require_not_involved(directly_involved: bool) -> None:
             code="directly_involved",
             fields={"directly_involved": "You declared that you are directly involved."},
         )
+
+
+def _officer_grade(ctx: AuditContext, given: str) -> str:
+    """The grade the officer gives, or else the one on their account."""
+    return (given or "").strip() or getattr(ctx.actor, "grade", "")
 
 
 def _blank(problems: dict[str, str], **values: str) -> None:
@@ -307,6 +312,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
     authorisation.status = AuthorisationStatus.SUBMITTED
     authorisation.submitted_at = now
     authorisation.save(update_fields=["status", "submitted_at"])
+    notified = notifications.notify_submitted(authorisation)
     audit_record(
         ctx=ctx,
         action="authorisation.submit",
@@ -314,7 +320,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
         target_id=authorisation.pk,
         case_id=authorisation.case_id,
         subject_ids=_subject_ids(authorisation),
-        payload={"urn": authorisation.urn},
+        payload={"urn": authorisation.urn, "notified": [officer.username for officer in notified]},
     )
     return authorisation
 
@@ -353,6 +359,7 @@ def authorisation_grant(
             fields=ripa,
         )
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement, limits=limits)
     if not 1 <= review_interval_days <= MAX_REVIEW_INTERVAL_DAYS:
         problems["review_interval_days"] = f"Give a number of days from 1 to {MAX_REVIEW_INTERVAL_DAYS}."
@@ -408,6 +415,7 @@ def authorisation_grant(
             "jurisdiction": settings.AUTHORISATION_JURISDICTION,
         },
     )
+    notifications.notify_decided(authorisation, actor=ctx.actor)
     return authorisation
 
 
@@ -428,6 +436,7 @@ def authorisation_refuse(
     now = timezone.now()
     _require_status(authorisation, (AuthorisationStatus.SUBMITTED,), "refused", now)
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement)
     if problems:
         raise InvalidInput("The refusal cannot be recorded.", fields=problems)
@@ -458,6 +467,7 @@ def authorisation_refuse(
         subject_ids=_subject_ids(authorisation),
         payload={"urn": authorisation.urn, "officer_grade": authorisation.officer_grade, "statement": statement},
     )
+    notifications.notify_decided(authorisation, actor=ctx.actor)
     return authorisation
 
 
@@ -571,6 +581,7 @@ def authorisation_record_judicial_approval(
             "reinstated": reinstated,
         },
     )
+    notifications.notify_judicial_outcome(authorisation, outcome=outcome, renewal=renewal, actor=ctx.actor)
     return approval
 
 
@@ -653,6 +664,7 @@ def authorisation_cancel(
             "withdrawn_renewal_ids": withdrawn,
         },
     )
+    notifications.notify_cancelled(authorisation, actor=ctx.actor)
     return authorisation
 
 
@@ -755,6 +767,7 @@ def authorisation_renew(
             extra={"current_status": authorisation.status},
         )
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement)
     old_expiry = authorisation.expires_at
     months = statutory_months(authorisation_type=authorisation.type, juvenile_source=authorisation.juvenile_source)
@@ -845,6 +858,7 @@ def authorisation_expire(
             "recorded_late_by_seconds": int((now - authorisation.expires_at).total_seconds()),
         },
     )
+    notifications.notify_expired(authorisation)
     return authorisation
 
 
@@ -884,7 +898,9 @@ def authorisation_remind(
                 due_at=due_at,
                 recipients=recipients,
                 created_at=now,
-                sent_at=None if recipients else now,  # nobody to write to: nothing left to send
+                # Handed to the notifications outbox below, in this transaction: one email
+                # to each person, sent and retried from there.
+                sent_at=now,
             )
     except IntegrityError:  # reminded already (perhaps by a concurrent run)
         return None
@@ -904,46 +920,44 @@ def authorisation_remind(
             "without_email": [user.get_username() for user in people if not user.email],
         },
     )
-    if recipients:
-        from authorisations.tasks import send_reminder_email
-
-        transaction.on_commit(lambda: send_reminder_email.delay(reminder.pk))
+    subject, text = _reminder_text(reminder)
+    notifications.notify_reminder(authorisation, people=people, subject=subject, text=text)
     return reminder
 
 
 @service(durable=True)
 def reminder_send(*, reminder_id: int) -> bool:
-    """Send a recorded reminder's email once: the row is locked while sending and
-    marked sent, so a second delivery of the task sends nothing. False if already sent.
-    Its own transaction, committed on return (``durable``): a caller's rollback after the
-    email went would leave it unsent, to be sent again."""
+    """Send the email of a reminder recorded before reminders went through the
+    notifications outbox (one still unsent after an upgrade), once: the row is locked
+    while sending and marked sent, so a second delivery of the task sends nothing. False
+    if already sent. Its own transaction, committed on return (``durable``): a caller's
+    rollback after the email went would leave it unsent, to be sent again."""
     reminder = AuthorisationReminder.objects.select_for_update().filter(pk=reminder_id).first()
     if reminder is None or reminder.sent_at is not None:
         return False
     authorisation = Authorisation.objects.select_related("case").get(pk=reminder.authorisation_id)
-    subject, body = _reminder_message(authorisation, reminder)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, reminder.recipients, fail_silently=False)
+    subject, text = _reminder_text(reminder)
+    body = (
+        f"Authorisation {authorisation.urn} ({AuthorisationType(authorisation.type).label}) for case "
+        f"{authorisation.case.reference}.\n\n{text}\n\n"
+        f"The authorisation: {notifications.site_link(f'/authorisations/{authorisation.pk}/')}\n"
+    )
+    subject_line = " ".join(f"[{authorisation.urn}] {subject}".split())
+    send_mail(subject_line, body, settings.DEFAULT_FROM_EMAIL, reminder.recipients, fail_silently=False)
     reminder.sent_at = timezone.now()
     reminder.save(update_fields=["sent_at"])
     return True
 
 
-def _reminder_message(authorisation: Authorisation, reminder: AuthorisationReminder) -> tuple[str, str]:
-    # No names of the people under surveillance in email: the URN and case reference
-    # are enough to find the record in the service.
+def _reminder_text(reminder: AuthorisationReminder) -> tuple[str, str]:
+    """The subject (after the URN) and what to do. No names of the people under
+    surveillance in email: the URN and case reference are enough to find the record."""
     due = timezone.localtime(reminder.due_at).strftime("%d %B %Y %H:%M %Z")
-    kind = AuthorisationType(authorisation.type).label
     if reminder.kind == ReminderKind.REVIEW_OVERDUE:
-        subject = f"[{authorisation.urn}] Review overdue since {due}"
-        action = (
+        return f"Review overdue since {due}", (
             f"Its review was due on {due} and has not been recorded. Review it, or cancel it if it is no "
             "longer necessary and proportionate."
         )
-    else:
-        subject = f"[{authorisation.urn}] Expires on {due}"
-        action = f"It expires on {due}. Renew it before then if it is still necessary and proportionate, or cancel it."
-    body = (
-        f"Authorisation {authorisation.urn} ({kind}) for case {authorisation.case.reference}.\n\n"
-        f"{action}\n\nRecord: /api/v1/authorisations/{authorisation.pk}/\n"
+    return f"Expires on {due}", (
+        f"It expires on {due}. Renew it before then if it is still necessary and proportionate, or cancel it."
     )
-    return subject, body

@@ -24,7 +24,7 @@ from detection.models import (
     RuleCode,
     Severity,
 )
-from detection.notifications import notification_queue
+from detection.notifications import notification_queue, site_link
 from detection.permissions import free_to_decide, routed_to, works_on_flag
 from detection.policy import validate_rules
 from detection.rules import Finding, evaluate
@@ -176,7 +176,7 @@ def _route_further(*, flag: Flag, recipients: list[FlagRecipient], viewing: View
                 f"A viewing logged on case {viewing.case.reference} joined flag {flag.pk} ({label}, "
                 f"{flag.severity} severity, policy version {flag.policy_version}). None of the officers it "
                 "was routed to is free to decide it any more: each works on a case with a look in it.\n\n"
-                f"Please review it and record your decision: GET /api/v1/flags/{flag.pk}/"
+                f"Please review it and record your decision: {site_link(f'/flags/{flag.pk}/')}"
             ),
             flag=flag,
         )
@@ -215,7 +215,7 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
             body=(
                 f"A viewing logged on case {viewing.case.reference} raised flag {flag.pk} "
                 f"({RuleCode(flag.rule).label}, {flag.severity} severity, policy version {policy.version}).\n\n"
-                f"{finding.what_fired}\n\nPlease review it and record your decision: GET /api/v1/flags/{flag.pk}/"
+                f"{finding.what_fired}\n\nPlease review it and record your decision: {site_link(f'/flags/{flag.pk}/')}"
             ),
             flag=flag,
         )
@@ -321,16 +321,28 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
         pk__in=flag.flag_viewings.values("viewing__practitioner_id"), is_active=True
     ).order_by("username")
     label = FlagOutcome(outcome).label
+    decided_by = f"{officer.display_name} ({officer.username})" if officer.get_full_name() else officer.username
     for practitioner in practitioners:
         if Case.objects.visible_to(practitioner).filter(pk=flag.case_id).exists():
             subject_line = f"Flag {flag.pk} on case {flag.case.reference}: {label}"
-            body = f"{officer.username} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}"
+            body = (
+                f"{decided_by} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}\n\n"
+                f"The flag: {site_link(f'/flags/{flag.pk}/')}"
+            )
         else:
-            # Their look joined another team's flag: that case and its reasoning are not theirs to see.
+            # Their look joined another team's flag: that case and its reasoning are not theirs to see;
+            # the link is to their own look.
+            viewing_id = (
+                flag.flag_viewings.filter(viewing__practitioner=practitioner)
+                .order_by("-viewing_id")
+                .values_list("viewing_id", flat=True)
+                .first()
+            )
             subject_line = f"Flag {flag.pk} about a person you looked at: {label}"
             body = (
-                f"{officer.username} decided flag {flag.pk}, about a person you looked at: {label}.\n\n"
-                f"Ask {officer.username} if you need the reasoning."
+                f"{decided_by} decided flag {flag.pk}, about a person you looked at: {label}.\n\n"
+                f"Ask {officer.username} if you need the reasoning.\n\n"
+                f"Your look: {site_link(f'/viewings/{viewing_id}/')}"
             )
         notification_queue(recipient=practitioner, subject_line=subject_line, body=body, flag=flag)
     if outcome == FlagOutcome.REPORT_ERROR_TO_SRO:
@@ -339,8 +351,9 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
                 recipient=sro,
                 subject_line=f"Error reported on flag {flag.pk}, case {flag.case.reference}",
                 body=(
-                    f"{officer.username} reports possible unauthorised surveillance (flag {flag.pk}, "
-                    f"{RuleCode(flag.rule).label}).\n\nReasoning: {flag.reasoning}"
+                    f"{decided_by} reports possible unauthorised surveillance (flag {flag.pk}, "
+                    f"{RuleCode(flag.rule).label}).\n\nReasoning: {flag.reasoning}\n\n"
+                    f"The flag: {site_link(f'/flags/{flag.pk}/')}"
                 ),
                 flag=flag,
             )

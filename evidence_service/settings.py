@@ -21,6 +21,7 @@ from evidence_service.env import (
     env_int,
     env_list,
     env_secret,
+    env_site_url,
     env_str,
     parse_database_url,
     validate_redis_url,
@@ -200,6 +201,11 @@ else:
     # notification worker test reads them there).
     EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "case-evidence@localhost")
+# Where people reach the service: every email's link is built on it (e.g.
+# https://evidence.council.example/flags/12/). An absolute http(s) URL; set it in every
+# deployment (``manage.py check --deploy`` warns when it is left at the local default).
+SITE_URL_DEFAULT = "http://127.0.0.1:8000"
+SITE_URL = env_site_url("SITE_URL", SITE_URL_DEFAULT)
 
 # --- Accounts and authentication --------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

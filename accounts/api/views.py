@@ -82,13 +82,27 @@ class LogoutApi(APIView):
 class MeApi(APIView):
     class Output(serializers.Serializer):
         username = serializers.CharField()
+        full_name = serializers.CharField(help_text="Empty when none is recorded.")
+        email = serializers.CharField(help_text="Where notifications go; empty when none is recorded (none are sent).")
+        grade = serializers.CharField(help_text="An officer's post or grade; empty when none is recorded.")
         role = serializers.CharField()
         teams = TeamOutput(many=True)
 
     @extend_schema(responses=Output)
     def get(self, request):
         user = request.user
-        return Response(self.Output({"username": user.username, "role": user.role, "teams": user.teams.all()}).data)
+        return Response(
+            self.Output(
+                {
+                    "username": user.username,
+                    "full_name": user.get_full_name(),
+                    "email": user.email,
+                    "grade": user.grade,
+                    "role": user.role,
+                    "teams": user.teams.all(),
+                }
+            ).data
+        )
 
 
 class TeamListApi(APIView):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from evidence_service.env import env_bool, env_int, env_list, env_secret, parse_database_url
+from evidence_service.env import env_bool, env_int, env_list, env_secret, env_site_url, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,3 +117,57 @@ def test_who_sequences_the_audit_log_depends_on_the_broker(tmp_path, extra, expe
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("https://evidence.council.example/", "https://evidence.council.example"),
+        ("http://127.0.0.1:8131", "http://127.0.0.1:8131"),
+        ("https://council.example/evidence/", "https://council.example/evidence"),
+    ],
+)
+def test_site_url_is_an_absolute_http_url_without_its_trailing_slash(monkeypatch, value, expected):
+    monkeypatch.setenv("SITE_URL", value)
+    assert env_site_url("SITE_URL", "http://127.0.0.1:8000") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "evidence.council.example",
+        "/flags/",
+        "ftp://evidence.council.example",
+        "https://",
+        "https://evidence.council.example/?next=x",
+        "https://evidence.council.example/#top",
+        "https://user:secret@evidence.council.example",
+        "https://evidence.council.example:99999",
+        "https://evidence.council.example/a b",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_site_url_that_is_not_an_absolute_http_url_stops_the_service(monkeypatch, value):
+    monkeypatch.setenv("SITE_URL", value)
+    with pytest.raises(ImproperlyConfigured, match="SITE_URL"):
+        env_site_url("SITE_URL", "http://127.0.0.1:8000")
+
+
+def test_without_site_url_links_point_at_the_local_default(monkeypatch):
+    monkeypatch.delenv("SITE_URL", raising=False)
+    assert env_site_url("SITE_URL", "http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+
+
+def test_a_bad_site_url_stops_the_service_from_starting(tmp_path):
+    result = _load_settings({"DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, "SITE_URL": "council.example"})
+    assert result.returncode != 0 and "SITE_URL" in result.stderr
+
+
+def test_check_deploy_warns_when_site_url_is_left_at_the_local_default(settings):
+    from detection.checks import site_url_set
+
+    settings.SITE_URL = settings.SITE_URL_DEFAULT
+    [warning] = site_url_set(None)
+    assert warning.id == "detection.W001" and "SITE_URL" in warning.msg
+    settings.SITE_URL = "https://evidence.council.example"
+    assert site_url_set(None) == []
