@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -535,3 +536,27 @@ def test_every_state_changing_endpoint_has_a_committing_test():
     assert not stale, f"committing tests for routes that no longer change state: {stale}"
     for route, method in COMMITTING.items():
         assert method in routes[route], (route, method, routes[route])
+
+
+# --- The scheduled work and the log's own commands ---------------------------------------------
+
+
+def test_the_scheduled_work_and_verify_audit_commit_as_the_service_would(authorisation_at):
+    """Not endpoints, but they change state too, and in production they run as the same
+    runtime role: reminders of a review due, an expiry, the log's sweep, ``verify_audit``."""
+    from django.core.management import call_command
+
+    from audit.tasks import audit_integrate
+    from authorisations.tasks import expire_due, send_reminders
+
+    in_force = authorisation_at("granted")  # a review due in 28 days, expiring in 60
+    now = timezone.now()
+    with mock.patch("django.utils.timezone.now", return_value=now + timedelta(days=29)):
+        assert send_reminders() >= 1
+    assert elsewhere(lambda: AuditEvent.objects.filter(action="authorisation.remind").count()) >= 1
+    with mock.patch("django.utils.timezone.now", return_value=now + timedelta(days=61)):
+        assert expire_due() == 1
+    assert elsewhere(lambda: Authorisation.objects.get(pk=in_force.pk).status) == "expired"
+    committed_event("authorisation.expire", target_id=str(in_force.pk))
+    audit_integrate()
+    call_command("verify_audit", verbosity=0)
