@@ -560,3 +560,79 @@ def test_the_scheduled_work_and_verify_audit_commit_as_the_service_would(authori
     committed_event("authorisation.expire", target_id=str(in_force.pk))
     audit_integrate()
     call_command("verify_audit", verbosity=0)
+
+
+# --- Reads: audited, so they write too ----------------------------------------------------------
+
+
+def routes_answering_get() -> list[str]:
+    found = []
+
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+                continue
+            view = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
+            if view is None or hasattr(view, "get"):
+                found.append(prefix + str(pattern.pattern))
+
+    walk(get_resolver().url_patterns)
+    return found
+
+
+def test_every_read_answers_and_commits_its_audit_event(
+    alice, olivia, sam, audrey, north_case, jane, jane_profile, authorisation_at, client_for
+):
+    """Each GET route, asked by someone who may, answers 200 (302 for the way in) in a
+    transaction that commits: the reads that are audited write their event. A route added
+    without a line here fails the test."""
+    client = client_for(alice)
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    viewing = client.post(
+        "/api/v1/viewings/", viewing_payload(north_case, jane_profile, viewed_at=yesterday), format="json"
+    ).json()
+    client.post("/api/v1/viewings/", viewing_payload(north_case, jane_profile), format="json")
+    flag = Flag.objects.get()
+    authorisation = authorisation_at("submitted")
+    officer, sro, auditor = client_for(olivia), client_for(sam), client_for(audrey)
+    reads = {
+        "": (Client(), "/", 302),
+        "healthz": (Client(), "/healthz", 200),
+        "accounts/login/": (Client(), "/accounts/login/", 200),
+        "api/v1/me/": (client, "/api/v1/me/", 200),
+        "api/v1/teams/": (client, "/api/v1/teams/", 200),
+        "api/v1/authorisations/": (client, "/api/v1/authorisations/", 200),
+        "api/v1/authorisations/central-record/": (officer, "/api/v1/authorisations/central-record/", 200),
+        "api/v1/authorisations/<id:pk>/": (client, f"/api/v1/authorisations/{authorisation.pk}/", 200),
+        "api/v1/cases/": (client, "/api/v1/cases/", 200),
+        "api/v1/cases/<id:pk>/": (client, f"/api/v1/cases/{north_case.pk}/", 200),
+        "api/v1/subjects/<id:pk>/": (client, f"/api/v1/subjects/{jane.pk}/", 200),
+        "api/v1/viewings/": (client, "/api/v1/viewings/", 200),
+        "api/v1/viewings/<id:pk>/": (client, f"/api/v1/viewings/{viewing['id']}/", 200),
+        "api/v1/policy/": (sro, "/api/v1/policy/", 200),
+        "api/v1/flags/": (officer, "/api/v1/flags/", 200),
+        "api/v1/flags/<id:pk>/": (officer, f"/api/v1/flags/{flag.pk}/", 200),
+        "api/v1/audit/events/": (auditor, "/api/v1/audit/events/", 200),
+        "api/v1/audit/access-history/": (auditor, f"/api/v1/audit/access-history/?subject={jane.pk}", 200),
+        "api/v1/audit/checkpoint/": (auditor, "/api/v1/audit/checkpoint/", 200),
+        "api/v1/audit/proof/inclusion/": (auditor, "/api/v1/audit/proof/inclusion/?index=0&tree_size=2", 200),
+        "api/v1/audit/proof/consistency/": (auditor, "/api/v1/audit/proof/consistency/?first=1&second=2", 200),
+        "api/v1/audit/entries/": (auditor, "/api/v1/audit/entries/?start=0&end=2", 200),
+        "api/v1/audit/export/": (auditor, "/api/v1/audit/export/?start=0&end=2", 200),
+        "api/v1/schema/": (client, "/api/v1/schema/", 200),
+        "api/v1/docs/": (client, "/api/v1/docs/", 200),
+    }
+    routes = routes_answering_get()
+    assert sorted(routes) == sorted(reads), "a route without a read here (or one gone)"
+    for route, (who, url, status) in reads.items():
+        response = who.get(url)
+        assert response.status_code == status, (route, response.status_code, response.content[:300])
+    for action, target in (
+        ("case.read", north_case.pk),
+        ("subject.read", jane.pk),
+        ("viewing.read", viewing["id"]),
+        ("flag.read", flag.pk),
+        ("authorisation.read", authorisation.pk),
+    ):
+        committed_event(action, target_id=str(target))
