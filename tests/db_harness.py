@@ -143,9 +143,10 @@ def fixture_teardown(test_case) -> None:
         empty_database(alias)
 
 
-def connect_as_runtime_role(alias: str = "default") -> str:
+def connect_as_runtime_role() -> str:
     """Create the runtime login role if need be, grant it what ``grant_runtime_role``
-    grants, and make every later connection to ``alias`` that role's."""
+    grants (on the test database), and make every later connection that role's."""
+    alias = "default"  # grant_runtime_role works on the default database
     connection = connections[alias]
     if connection.vendor != "postgresql":
         raise RuntimeError(f"{RUNTIME_ROLE_ENV}=1 needs PostgreSQL (set DATABASE_URL)")

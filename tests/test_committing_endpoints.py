@@ -344,6 +344,11 @@ def test_two_corrections_of_one_viewing_sent_at_once_give_one_correction_and_one
     assert [answer.json()["code"] for answer in answers if answer.status_code == 409] == ["already_superseded"]
     assert seen_waiting == [1]
     assert elsewhere(lambda: Viewing.objects.filter(supersedes_id=original["id"]).count()) == 1
+    # Two transactions at once may commit their events out of id order; the periodic
+    # sweep sequences what the request path left.
+    from audit.tasks import audit_integrate
+
+    audit_integrate()
     committed_event("viewing.supersede")
 
 
@@ -596,6 +601,11 @@ def test_every_read_answers_and_commits_its_audit_event(
     flag = Flag.objects.get()
     authorisation = authorisation_at("submitted")
     officer, sro, auditor = client_for(olivia), client_for(sam), client_for(audrey)
+    # With a broker configured, the request path signs a checkpoint at most once per
+    # interval; the periodic sweep signs the rest, so the export's range is covered.
+    from audit.tasks import audit_integrate
+
+    audit_integrate()
     reads = {
         "": (Client(), "/", 302),
         "healthz": (Client(), "/healthz", 200),
