@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team
@@ -524,11 +524,29 @@ def viewing_log(
     return viewing
 
 
+#: The first key of the transaction-scoped advisory locks that let one correction of a viewing
+#: through at a time (PostgreSQL's two-key form, like ``PERSON_LOCK_SPACE`` in cases/selectors.py;
+#: the second key is the viewing's id folded into 32 bits).
+VIEWING_LOCK_SPACE = 0x43455356
+
+
+def _lock_viewing(viewing_id: int) -> None:
+    """Hold the viewing's lock until the transaction ends, so that of two corrections sent
+    at once the second sees the first and is refused. Not a row lock: ``SELECT ... FOR
+    UPDATE`` needs the UPDATE privilege, which the runtime role rightly does not have on an
+    append-only table (``grant_runtime_role``). SQLite has one writer at a time anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as db:
+        db.execute("SELECT pg_advisory_xact_lock(%s, %s)", [VIEWING_LOCK_SPACE, viewing_id % 2147483647])
+
+
 @service
 def viewing_supersede(*, ctx: AuditContext, original: Viewing, reason: str, details: ViewingDetails) -> Viewing:
     """Correct a viewing by logging a new one that replaces it; the original stays."""
     _require_practitioner(ctx, "correct viewings")
-    original = Viewing.objects.select_for_update().get(pk=original.pk)
+    _lock_viewing(original.pk)
+    original = Viewing.objects.get(pk=original.pk)
     if original.practitioner_id != ctx.actor.pk:
         raise Forbidden("Only the practitioner who logged a viewing may correct it.")
     if Viewing.objects.filter(supersedes=original).exists():

@@ -2,10 +2,12 @@ import os
 
 import pytest
 from django.db import connection
+from django.test import TransactionTestCase
 from rest_framework.test import APIClient
 
 from accounts.models import Role
 from audit.models import AuditEvent
+from tests import db_harness
 from tests.factories import CaseFactory, CaseSubjectFactory, ProfileFactory, TeamFactory, UserFactory
 
 
@@ -16,6 +18,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("postgres"):
             item.fixturenames.append("_postgres_only")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database as pytest-django makes it (created and migrated by the owner), its
+    seeded rows copied for ``db_harness.empty_database``; with CES_TEST_RUNTIME_ROLE=1, the
+    tests then connect as the runtime role (tests/db_harness.py)."""
+    with django_db_blocker.unblock():
+        db_harness.snapshot_seeds()
+        if db_harness.runtime_role_requested():
+            db_harness.connect_as_runtime_role()
+    yield
+    with django_db_blocker.unblock():
+        db_harness.connect_as_owner()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _transactional_tests_empty_the_database_as_owner():
+    """After a ``transaction=True`` test, the harness empties the database as the owner
+    instead of Django's flush, which the append-only tables refuse (tests/db_harness.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", db_harness.fixture_teardown)
+        yield
 
 
 @pytest.fixture

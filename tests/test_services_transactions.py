@@ -22,7 +22,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Team
-from audit.append_only import APPEND_ONLY_MODELS, protect_sql
 from audit.models import AuditEvent
 from authorisations.models import Authorisation
 from core.services import service
@@ -227,46 +226,13 @@ def test_a_module_of_services_passes_the_check(services_module):
 # --- Tests that commit ---------------------------------------------------------------------------
 
 
-#: What the migrations seed, written again after each flush: the detection policy's first
-#: version and the audit log's state.
-SEEDS = (("detection.migrations.0001_initial", "seed_policy"), ("audit.migrations.0003_merkle_log", "create_log_state"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _flush_past_append_only_protection():
-    """Tests with ``transaction=True`` end by emptying every table (Django's flush), which
-    the append-only protection refuses. For this module, the flush lifts the protection on
-    those tables (as their owner), puts it back and writes again what the migrations seed,
-    all in one transaction. Test-only: the protection itself is unchanged."""
-    operations = type(connection.ops)
-    original = operations.execute_sql_flush
-    tables = [apps.get_model(label)._meta.db_table for label in APPEND_ONLY_MODELS]
-
-    def execute_sql_flush(self, sql_list):
-        vendor = self.connection.vendor
-        if vendor == "postgresql":
-            lift = [f'ALTER TABLE "{table}" DISABLE TRIGGER USER;' for table in tables]
-        else:
-            lift = [f'DROP TRIGGER IF EXISTS "{table}_no_{op}";' for table in tables for op in ("update", "delete")]
-        with transaction.atomic(using=self.connection.alias):
-            with self.connection.cursor() as cursor:
-                for statement in lift:
-                    cursor.execute(statement)
-            original(self, sql_list)
-            with self.connection.cursor() as cursor:
-                for statement in [statement for table in tables for statement in protect_sql(vendor, table)]:
-                    cursor.execute(statement)
-            for module, seed in SEEDS:
-                getattr(importlib.import_module(module), seed)(apps, None)
-
-    with mock.patch.object(operations, "execute_sql_flush", execute_sql_flush):
-        yield
+# Emptying the database after each of them: tests/db_harness.py, wired in by tests/conftest.py.
 
 
 @pytest.fixture(autouse=True)
 def _own_witness_copy(settings, tmp_path):
     """Checkpoints committed here keep their witness copy in a folder of the test's own
-    (the log starts again empty after each flush)."""
+    (the log starts again empty after each test)."""
     settings.DATA_DIR = tmp_path
 
 
