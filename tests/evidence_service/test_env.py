@@ -6,8 +6,16 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from evidence_service.env import env_bool, env_int, env_list, env_secret, parse_database_url
+from tlog.note import generate_signer_key
 
 ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "council.example/audit-log"
+#: What production (DEBUG off) cannot start without.
+REQUIRED = {
+    "SECRET_KEY": "x" * 50,
+    "AUDIT_LOG_ORIGIN": ORIGIN,
+    "AUDIT_SIGNING_KEY": generate_signer_key(ORIGIN).encode(),
+}
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("off", False), ("", False)])
@@ -97,7 +105,7 @@ def test_debug_without_a_secret_key_keeps_a_generated_one_private(tmp_path):
 
 @pytest.mark.parametrize("name, value", [("REDIS_URL", "http://x"), ("API_TOKEN_TTL_HOURS", "soon"), ("DEBUG", "2")])
 def test_bad_settings_stop_the_service_from_starting(tmp_path, name, value):
-    result = _load_settings({"DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, name: value})
+    result = _load_settings({"DATA_DIR": str(tmp_path), **REQUIRED, name: value})
     assert result.returncode != 0 and name in result.stderr
 
 
@@ -111,7 +119,7 @@ def test_bad_settings_stop_the_service_from_starting(tmp_path, name, value):
 )
 def test_who_sequences_the_audit_log_depends_on_the_broker(tmp_path, extra, expected):
     code = "from evidence_service import settings; print(settings.AUDIT_INTEGRATE_AFTER_COMMIT)"
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, **extra}
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **REQUIRED, **extra}
     result = subprocess.run(  # noqa: S603 - this interpreter importing the settings module
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
