@@ -112,6 +112,15 @@ if DATABASE_URL:
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "db.sqlite3")}
+# The password may come on its own rather than inside DATABASE_URL: DATABASE_PASSWORD, or
+# DATABASE_PASSWORD_FILE (a Docker secret, as docker-compose.yml gives it).
+_database_password = env_secret("DATABASE_PASSWORD")
+if _database_password is not None:
+    if _default_db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_PASSWORD is for a postgresql:// DATABASE_URL.")
+    if _default_db["PASSWORD"]:
+        raise ImproperlyConfigured("Give the database password in DATABASE_URL or in DATABASE_PASSWORD, not both.")
+    _default_db["PASSWORD"] = _database_password
 if _default_db["ENGINE"] == "django.db.backends.postgresql":
     _default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _default_db["CONN_HEALTH_CHECKS"] = True
@@ -317,6 +326,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# The health probe (docker-compose.yml's healthcheck, a load balancer's) asks over plain HTTP
+# from beside the app: answered, not redirected. It shows no data.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Strict-Transport-Security, sent on HTTPS responses only; set it (e.g. 31536000) once
 # the service is served over TLS (see the deployment checklist).
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)

@@ -125,3 +125,31 @@ def test_who_sequences_the_audit_log_depends_on_the_broker(tmp_path, extra, expe
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+def _database_settings(tmp_path, **extra) -> subprocess.CompletedProcess:
+    code = (
+        "import json; from evidence_service import settings as s; print(json.dumps(s.DATABASES['default']['PASSWORD']))"  # noqa: E501
+    )
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **REQUIRED, **extra}
+    return subprocess.run(  # noqa: S603 - this interpreter importing the settings module
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_the_database_password_may_come_from_a_file_as_docker_compose_gives_it(tmp_path):
+    secret = tmp_path / "app_db_password"
+    secret.write_text("s3cret:/@?\n")
+    url = "postgresql://case_evidence_app@db:5432/case_evidence"
+    result = _database_settings(tmp_path, DATABASE_URL=url, DATABASE_PASSWORD_FILE=str(secret))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '"s3cret:/@?"'
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://case_evidence_app:inline@db:5432/case_evidence", "sqlite:///data/x.sqlite3"],
+)
+def test_a_database_password_given_twice_or_for_sqlite_stops_the_service(tmp_path, url):
+    result = _database_settings(tmp_path, DATABASE_URL=url, DATABASE_PASSWORD="other")
+    assert result.returncode != 0 and "DATABASE_PASSWORD" in result.stderr
