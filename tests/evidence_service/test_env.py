@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -128,9 +129,7 @@ def test_who_sequences_the_audit_log_depends_on_the_broker(tmp_path, extra, expe
 
 
 def _database_settings(tmp_path, **extra) -> subprocess.CompletedProcess:
-    code = (
-        "import json; from evidence_service import settings as s; print(json.dumps(s.DATABASES['default']['PASSWORD']))"  # noqa: E501
-    )
+    code = "import json; from evidence_service import settings as s; print(json.dumps(s.DATABASES['default']))"
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **REQUIRED, **extra}
     return subprocess.run(  # noqa: S603 - this interpreter importing the settings module
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
@@ -143,7 +142,7 @@ def test_the_database_password_may_come_from_a_file_as_docker_compose_gives_it(t
     url = "postgresql://case_evidence_app@db:5432/case_evidence"
     result = _database_settings(tmp_path, DATABASE_URL=url, DATABASE_PASSWORD_FILE=str(secret))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '"s3cret:/@?"'
+    assert json.loads(result.stdout)["PASSWORD"] == "s3cret:/@?"
 
 
 @pytest.mark.parametrize(
