@@ -330,7 +330,7 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 # from beside the app: answered, not redirected. It shows no data.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Strict-Transport-Security, sent on HTTPS responses only; set it (e.g. 31536000) once
-# the service is served over TLS (see the deployment checklist).
+# the service is served over TLS (see the deployment checklist, docs/operations.md).
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
