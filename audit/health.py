@@ -14,10 +14,6 @@ from audit.models import AuditEvent, AuditLogState, Heartbeat
 
 BEAT = "beat"
 
-#: Before any heartbeat has been recorded, beat's silence is counted from this process's start
-#: (a fresh deployment is given the same time as a running one to show its first).
-_STARTED = timezone.now()
-
 
 def record_beat() -> None:
     """Called by the periodic audit task (audit/tasks.py): beat sent it and a worker runs it."""
@@ -50,7 +46,12 @@ def audit_health() -> AuditHealth:
     beat_seconds = None
     if settings.REDIS_URL:
         last = Heartbeat.objects.filter(name=BEAT).values_list("at", flat=True).first()
-        beat_seconds = _age(last or _STARTED, now)
+        if last is None:
+            # Beat has never run here: start counting its silence now, in the database (so a
+            # restart does not reset it). A beat that never starts is reported after the limit.
+            Heartbeat.objects.bulk_create([Heartbeat(name=BEAT, at=now)], ignore_conflicts=True)
+            last = now
+        beat_seconds = _age(last, now)
     state = AuditLogState.objects.filter(pk=1).values_list("max_event_id", "scan_from_event_id").first()
     max_event_id, scan_from = state or (0, 0)
     # Events above the highest one sequenced are all waiting: the first of them is the oldest
