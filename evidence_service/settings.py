@@ -163,46 +163,17 @@ CELERY_BEAT_SCHEDULE: dict = {
 
 # --- Tamper-evident audit log (RFC 9162 Merkle tree, signed checkpoints) ---------------
 # The log's name, written into every leaf and checkpoint; unique per deployment, and never
-# changed (a new name starts a new log). Required when DEBUG is off.
+# changed (a new name starts a new log). Required when DEBUG is off (checked at the end).
 AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN")
 # The Ed25519 signing key in signed-note form (PRIVATE+KEY+<origin>+<id>+<base64>), from the
 # environment or a file. Required when DEBUG is off; with DEBUG on and none set, a key is
 # generated on first use and kept in DATA_DIR/audit-signing.key (mode 0600).
 AUDIT_SIGNING_KEY = env_secret("AUDIT_SIGNING_KEY")
 AUDIT_SIGNING_KEY_PATH = DATA_DIR / "audit-signing.key"
-if not DEBUG:
-    # A placeholder origin or a key generated where nobody keeps it would give a log that
-    # nobody can verify later: refuse to start instead (manage.py, gunicorn, Celery alike).
-    _missing = [
-        name
-        for name, value in (
-            ("AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE)", AUDIT_SIGNING_KEY),
-            ("AUDIT_LOG_ORIGIN", AUDIT_LOG_ORIGIN),
-        )
-        if not value
-    ]
-    if _missing:
-        raise ImproperlyConfigured(
-            f"{' and '.join(_missing)} must be set when DEBUG is off (see docs/operations.md: "
-            "generate a key with `python3 tools/audit_keygen.py ORIGIN`)."
-        )
-AUDIT_LOG_ORIGIN = AUDIT_LOG_ORIGIN or "case-evidence.localhost/audit-log"
-if any(ch.isspace() for ch in AUDIT_LOG_ORIGIN) or "+" in AUDIT_LOG_ORIGIN:
-    raise ImproperlyConfigured("AUDIT_LOG_ORIGIN may not contain spaces or '+'.")
 # Verifier keys of earlier signing keys (<origin>+<key id>+<base64>, separated by commas or
 # white space, or one a line in AUDIT_VERIFIER_KEYS_FILE), still trusted so that the
 # checkpoints they signed keep verifying after a rotation. The current key's is implied.
 AUDIT_VERIFIER_KEYS = (env_secret("AUDIT_VERIFIER_KEYS") or "").replace(",", " ").split()
-for _key in AUDIT_VERIFIER_KEYS:
-    try:
-        _verifier = parse_verifier_key(_key)
-    except NoteError as _error:
-        raise ImproperlyConfigured(f"AUDIT_VERIFIER_KEYS: {_key!r} is not a verifier key: {_error}") from _error
-    if _verifier.name != AUDIT_LOG_ORIGIN:
-        raise ImproperlyConfigured(
-            f"AUDIT_VERIFIER_KEYS: {_key!r} is a key of {_verifier.name!r}, "
-            f"not of AUDIT_LOG_ORIGIN {AUDIT_LOG_ORIGIN!r}."
-        )
 # /healthz answers 503 when an audit event has waited longer than this to be sequenced, or
 # (with a broker) when the periodic tasks that beat sends have not run for this long.
 AUDIT_HEALTH_MAX_LAG_SECONDS = env_int("AUDIT_HEALTH_MAX_LAG_SECONDS", 60, minimum=1)
@@ -390,3 +361,35 @@ CELERY_BEAT_SCHEDULE["detection-resend-notifications"] = {
     "task": "detection.resend_pending_notifications",
     "schedule": 60.0,
 }
+
+# --- What production cannot start without -------------------------------------------------
+# Checked last, so that a malformed setting above is reported by name first.
+if not DEBUG:
+    # A placeholder origin or a key generated where nobody keeps it would give a log that
+    # nobody can verify later: refuse to start instead (manage.py, gunicorn, Celery alike).
+    _missing = [
+        name
+        for name, value in (
+            ("AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE)", AUDIT_SIGNING_KEY),
+            ("AUDIT_LOG_ORIGIN", AUDIT_LOG_ORIGIN),
+        )
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"{' and '.join(_missing)} must be set when DEBUG is off (see docs/operations.md: "
+            "generate a key with `python3 tools/audit_keygen.py ORIGIN`)."
+        )
+AUDIT_LOG_ORIGIN = AUDIT_LOG_ORIGIN or "case-evidence.localhost/audit-log"
+if any(ch.isspace() for ch in AUDIT_LOG_ORIGIN) or "+" in AUDIT_LOG_ORIGIN:
+    raise ImproperlyConfigured("AUDIT_LOG_ORIGIN may not contain spaces or '+'.")
+for _key in AUDIT_VERIFIER_KEYS:
+    try:
+        _verifier = parse_verifier_key(_key)
+    except NoteError as _error:
+        raise ImproperlyConfigured(f"AUDIT_VERIFIER_KEYS: {_key!r} is not a verifier key: {_error}") from _error
+    if _verifier.name != AUDIT_LOG_ORIGIN:
+        raise ImproperlyConfigured(
+            f"AUDIT_VERIFIER_KEYS: {_key!r} is a key of {_verifier.name!r}, "
+            f"not of AUDIT_LOG_ORIGIN {AUDIT_LOG_ORIGIN!r}."
+        )
