@@ -19,6 +19,7 @@ from accounts import throttling
 from accounts.models import ApiToken, LoginAddress, LoginFailure
 from audit.models import AuditEvent
 from tests.factories import UserFactory
+from tlog.note import generate_signer_key
 
 GOOD = "correct-horse-battery"
 ROOT = Path(__file__).resolve().parents[2]
@@ -525,7 +526,15 @@ def _settings_with(tmp_path, **environ) -> subprocess.CompletedProcess:
         "from evidence_service import settings as s; print(s.LOGIN_FAILURES_PER_USER_AND_IP, s.LOGIN_FAILURES_PER_IP,"
         " s.LOGIN_FAILURES_PER_USER, s.LOGIN_KNOWN_ADDRESS_DAYS, s.LOGIN_FAILURE_WINDOW_SECONDS)"
     )
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, **environ}
+    origin = "council.example/audit-log"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "x" * 50,
+        "AUDIT_LOG_ORIGIN": origin,
+        "AUDIT_SIGNING_KEY": generate_signer_key(origin).encode(),
+        **environ,
+    }
     return subprocess.run(  # noqa: S603 - this interpreter importing the settings module
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
