@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team
@@ -33,6 +33,7 @@ from cases.models import (
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
+from core.services import service
 from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
@@ -64,7 +65,7 @@ def _require_subject_team(ctx: AuditContext, subject: Subject) -> None:
 # --- Cases ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) -> Case:
     _require_practitioner(ctx, "open cases")
     if not ctx.actor.teams.filter(pk=team.pk).exists():
@@ -96,7 +97,7 @@ def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) ->
     return case
 
 
-@transaction.atomic
+@service
 def case_close(*, ctx: AuditContext, case: Case) -> Case:
     _require_practitioner(ctx, "close cases")
     case = Case.objects.select_for_update().get(pk=case.pk)
@@ -122,7 +123,7 @@ class SubjectLinkResult:
     link_created: bool
 
 
-@transaction.atomic
+@service
 def subject_add_to_case(
     *,
     ctx: AuditContext,
@@ -219,7 +220,7 @@ def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: 
 # --- Profiles -----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, handle: str) -> tuple[Profile, bool]:
     """Register a subject's profile; the same profile again returns the existing one."""
     _require_practitioner(ctx, "register profiles")
@@ -281,7 +282,7 @@ def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, hand
 # --- Consent ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def consent_record(
     *,
     ctx: AuditContext,
@@ -371,7 +372,7 @@ def consent_record(
     return consent
 
 
-@transaction.atomic
+@service
 def consent_confirm(*, ctx: AuditContext, consent: Consent, note: str = "") -> Consent:
     """An officer (RIPA officer or SRO) confirms a consent: from then on it covers the looks
     of the practitioner who recorded it too (looks logged after it was recorded)."""
@@ -401,7 +402,7 @@ def consent_confirm(*, ctx: AuditContext, consent: Consent, note: str = "") -> C
     return consent
 
 
-@transaction.atomic
+@service
 def consent_withdraw(
     *, ctx: AuditContext, consent: Consent, reason: str = "", withdrawn_at: datetime | None = None
 ) -> Consent:
@@ -558,7 +559,7 @@ def viewing_cover(
 
 # No savepoint when called inside a transaction (the API's, a correction's): a failure here
 # fails the whole of it, and a savepoint would cost two more round trips per viewing.
-@transaction.atomic(savepoint=False)
+@service(savepoint=False)
 def viewing_log(
     *,
     ctx: AuditContext,
@@ -717,11 +718,29 @@ def viewing_log(
     return viewing
 
 
-@transaction.atomic
+#: The first key of the transaction-scoped advisory locks that let one correction of a viewing
+#: through at a time (PostgreSQL's two-key form, like ``PERSON_LOCK_SPACE`` in cases/selectors.py;
+#: the second key is the viewing's id folded into 32 bits).
+VIEWING_LOCK_SPACE = 0x43455356
+
+
+def _lock_viewing(viewing_id: int) -> None:
+    """Hold the viewing's lock until the transaction ends, so that of two corrections sent
+    at once the second sees the first and is refused. Not a row lock: ``SELECT ... FOR
+    UPDATE`` needs the UPDATE privilege, which the runtime role rightly does not have on an
+    append-only table (``grant_runtime_role``). SQLite has one writer at a time anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as db:
+        db.execute("SELECT pg_advisory_xact_lock(%s, %s)", [VIEWING_LOCK_SPACE, viewing_id % 2147483647])
+
+
+@service
 def viewing_supersede(*, ctx: AuditContext, original: Viewing, reason: str, details: ViewingDetails) -> Viewing:
     """Correct a viewing by logging a new one that replaces it; the original stays."""
     _require_practitioner(ctx, "correct viewings")
-    original = Viewing.objects.select_for_update().get(pk=original.pk)
+    _lock_viewing(original.pk)
+    original = Viewing.objects.get(pk=original.pk)
     if original.practitioner_id != ctx.actor.pk:
         raise Forbidden("Only the practitioner who logged a viewing may correct it.")
     if Viewing.objects.filter(supersedes=original).exists():
