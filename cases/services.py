@@ -14,8 +14,8 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
-from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
-from cases.coverage import MEANINGFUL_TEXT_MIN, covered_by, meaningful, needs_confirmation
+from authorisations.selectors import authorisation_check_viewing
+from cases.coverage import MEANINGFUL_TEXT_MIN, meaningful
 from cases.models import (
     Case,
     CaseStatus,
@@ -32,18 +32,13 @@ from cases.models import (
 )
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
-from cases.selectors import ViewingContext, viewing_context
+from cases.selectors import ViewingContext, viewing_authorisation_cover, viewing_context, viewing_cover
 from core.services import service
 from detection.services import detection_evaluate_viewing
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
-
-
-def _repeat_window_days(policy) -> int:
-    rule = (policy.rules if policy is not None else {}).get("REPEAT_VIEWING") or {}
-    return int((rule.get("params") or {}).get("window_days", 0)) if rule.get("enabled") else 0
 
 
 def _require_practitioner(ctx: AuditContext, doing: str) -> None:
@@ -513,48 +508,6 @@ def _corrected_records(supersedes: Viewing | None) -> list[Viewing]:
             break
         record = Viewing.objects.only("id", "viewed_at", "recorded_at", "supersedes_id").get(pk=record.supersedes_id)
     return chain
-
-
-def viewing_authorisation_cover(
-    *, context: ViewingContext, profile: Profile, case: Case, viewed_at: datetime, corrected: list[Viewing] = ()
-) -> tuple[AuthorisationCoverage, Authorisation | None]:
-    """The person's authorisations around a look at ``viewed_at`` (and the moments of the
-    records it corrects, ``corrected``), read once for the record and for detection, and the
-    one covering the look: only the look's own case's can. For logging a look and for
-    checking one before it is made (the same code path)."""
-    times = [viewed_at, *(record.viewed_at for record in corrected)]
-    if context.has_authorisations:
-        window = timedelta(days=_repeat_window_days(context.policy))
-        coverage = AuthorisationCoverage.load(
-            subject_id=profile.subject_id, since=min(times) - window, until=max(times) + window
-        )
-    else:
-        coverage = AuthorisationCoverage.NONE
-    return coverage, coverage.covering(profile_id=profile.pk, platform=profile.platform, at=viewed_at, case_id=case.pk)
-
-
-def viewing_cover(
-    *,
-    context: ViewingContext,
-    practitioner_id: int,
-    platform: str,
-    viewed_at: datetime,
-    logged_at: datetime | None,
-    covering: Authorisation | None,
-    cited_authorisation_id: int | None,
-) -> dict:
-    """``covered_by`` (cases/coverage.py) of a look being logged (or checked): the consent
-    ``context`` found and the authorisation ``viewing_authorisation_cover`` found."""
-    return covered_by(
-        viewed_at=viewed_at,
-        practitioner_id=practitioner_id,
-        platform=platform,
-        logged_at=logged_at,
-        consent=context.consent,
-        authorisation=covering,
-        cited_authorisation_id=cited_authorisation_id,
-        confirmation_needed=needs_confirmation(context.policy.rules if context.policy else None),
-    )
 
 
 # No savepoint when called inside a transaction (the API's, a correction's): a failure here
