@@ -32,17 +32,24 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_FOLDERS = {"tests", "node_modules", "__pycache__"}
 
 
-def services_modules() -> list[str]:
+def services_modules(root: Path = ROOT) -> list[str]:
     """The dotted name of every ``services.py`` in the project's packages (not in tests,
-    nor in hidden folders such as ``.venv``)."""
+    nor in hidden folders such as ``.venv``), and of every module of a ``services`` package
+    (``cases/services/__init__.py``, ``cases/services/viewings.py``): splitting a services
+    module into a package does not take its functions out of the check."""
     names = []
-    for folder, subfolders, files in os.walk(ROOT):
+    for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
-        parts = Path(folder).relative_to(ROOT).parts
-        if "services.py" not in files or not parts:
+        parts = Path(folder).relative_to(root).parts
+        if not parts or not all((root.joinpath(*parts[: i + 1]) / "__init__.py").is_file() for i in range(len(parts))):
             continue
-        if all((ROOT.joinpath(*parts[: i + 1]) / "__init__.py").is_file() for i in range(len(parts))):
+        if "services.py" in files:
             names.append(".".join((*parts, "services")))
+        if "services" in parts[1:]:  # inside a services package (not a top-level app named so)
+            for file in files:
+                if file.endswith(".py"):
+                    module = file[: -len(".py")]
+                    names.append(".".join(parts if module == "__init__" else (*parts, module)))
     return sorted(names)
 
 
@@ -78,6 +85,15 @@ def test_the_walk_finds_the_services_of_every_app():
     assert {f"{name}.services" for name in project_apps if (ROOT / name / "services.py").is_file()} <= found
     assert {"accounts.services", "audit.services", "authorisations.services", "cases.services"} <= found
     assert "detection.services" in found and "core.services" in found
+
+
+def test_the_walk_finds_every_module_of_a_services_package_too(tmp_path):
+    app = tmp_path / "someapp"
+    (app / "services").mkdir(parents=True)
+    for path in (app / "__init__.py", app / "services" / "__init__.py", app / "services" / "viewings.py"):
+        path.write_text("")
+    (app / "services" / "notes.txt").write_text("")
+    assert services_modules(tmp_path) == ["someapp.services", "someapp.services.viewings"]
 
 
 @pytest.mark.parametrize("name", services_modules())
