@@ -73,6 +73,29 @@ def outside_a_service(module) -> list[str]:
             continue
         if not getattr(value, "__service__", False) or inspect.unwrap(value).__name__ != name:
             problems.append(name)
+    problems += methods_outside_a_service(module)
+    return sorted(problems)
+
+
+#: Public methods of classes in services modules that build a value and write nothing.
+NOT_SERVICES = {"audit.services.AuditContext.from_request", "audit.services.AuditContext.command"}
+
+
+def methods_outside_a_service(module) -> list[str]:
+    """``Class.method`` for each public method (plain, static or class method) of a class
+    defined in ``module`` that is not a service: a service moved into a class is still one."""
+    problems = []
+    for class_name, cls in vars(module).items():
+        if not inspect.isclass(cls) or cls.__module__ != module.__name__ or class_name.startswith("_"):
+            continue
+        for name, value in vars(cls).items():
+            if name.startswith("_"):
+                continue
+            function = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+            if not inspect.isfunction(function) or f"{module.__name__}.{class_name}.{name}" in NOT_SERVICES:
+                continue
+            if not getattr(function, "__service__", False) or inspect.unwrap(function).__name__ != name:
+                problems.append(f"{class_name}.{name}")
     return problems
 
 
@@ -157,6 +180,40 @@ def test_the_check_catches_a_helper_inserted_under_transaction_atomic_as_authori
         """
     )
     assert outside_a_service(module) == ["authorisation_submit"]
+
+
+def test_the_check_catches_a_service_moved_into_a_class_as_a_plain_static_or_class_method(services_module):
+    module = services_module(
+        """
+        from dataclasses import dataclass
+        from core.services import service
+
+        class Cases:
+            def close(self, *, ctx):
+                pass
+
+            @staticmethod
+            def reopen(*, ctx):
+                pass
+
+            @classmethod
+            def merge(cls, *, ctx):
+                pass
+
+            @staticmethod
+            @service
+            def open(*, ctx):
+                pass
+
+            def _helper(self):
+                pass
+
+        @dataclass
+        class Result:
+            count: int
+        """
+    )
+    assert outside_a_service(module) == ["Cases.close", "Cases.merge", "Cases.reopen"]
 
 
 def test_service_refuses_to_wrap_a_private_helper_inserted_under_it(services_module):
