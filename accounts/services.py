@@ -89,6 +89,14 @@ def user_create_or_update(
     user = User.objects.filter(username=username).first()
     created = user is None
     if created:
+        # Not a second account that differs from one only in case or Unicode form: the sign-in
+        # throttle counts them as one, and people would take them for one.
+        lookalike = User.objects.filter(username__iexact=User.normalize_username(username)).first()
+        if lookalike is not None:
+            raise InvalidInput(
+                f"A user named {lookalike.username!r} already exists.",
+                fields={"username": f"Differs from {lookalike.username!r} only in case or form; use that name."},
+            )
         user = User(username=username)
         if not password:
             raise InvalidInput("A new user needs a password.", fields={"password": "This field is required."})
