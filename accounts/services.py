@@ -12,7 +12,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.models import ApiToken, Role, Team, User, hash_token
+from accounts.models import ApiToken, Role, Team, User, hash_token, no_control_characters
 from accounts.throttling import LoginAttempt, login_attempt_reserve, login_failures_matching
 from audit.models import Outcome
 from audit.services import AuditContext, audit_record
@@ -25,6 +25,12 @@ def team_get_or_create(*, ctx: AuditContext, name: str) -> Team:
     name = name.strip()
     if not name:
         raise InvalidInput("A team needs a name.", fields={"team": "This field may not be blank."})
+    try:
+        # Team names end up in emails, CSV and the central record, as people's names do.
+        Team._meta.get_field("name").clean(name, None)
+        no_control_characters(name)
+    except ValidationError as exc:
+        raise InvalidInput("The team's name cannot be saved.", fields={"team": " ".join(exc.messages)}) from exc
     team, created = Team.objects.get_or_create(name=name)
     if created:
         audit_record(ctx=ctx, action="team.create", target_type="team", target_id=team.pk, payload={"name": name})
@@ -83,6 +89,14 @@ def user_create_or_update(
     user = User.objects.filter(username=username).first()
     created = user is None
     if created:
+        # Not a second account that differs from one only in case or Unicode form: the sign-in
+        # throttle counts them as one, and people would take them for one.
+        lookalike = User.objects.filter(username__iexact=User.normalize_username(username)).first()
+        if lookalike is not None:
+            raise InvalidInput(
+                f"A user named {lookalike.username!r} already exists.",
+                fields={"username": f"Differs from {lookalike.username!r} only in case or form; use that name."},
+            )
         user = User(username=username)
         if not password:
             raise InvalidInput("A new user needs a password.", fields={"password": "This field is required."})

@@ -10,7 +10,8 @@ ensure_venv() {
     if [ ! -x .venv/bin/python ]; then
         echo "Creating the virtual environment in .venv ..."
         "$python" -m venv .venv
-        .venv/bin/python -m pip install --quiet --upgrade pip
+        # pip itself pinned too: the two README commands install nothing unpinned.
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
     fi
     local stamp=".venv/.installed-$(basename "$requirements")"
     local digest

@@ -314,7 +314,7 @@ def _audit(
 
 
 def notifications_resend_pending(
-    *, older_than_seconds: int = 60, failed_longer_ago_than: timedelta = RESEND_AFTER_FAILURE
+    *, older_than_seconds: int = 30, failed_longer_ago_than: timedelta = RESEND_AFTER_FAILURE
 ) -> int:
     """Queue again every notification still pending ``older_than_seconds`` after it was
     recorded (its task was lost: the broker was down at commit, or dropped the message),

@@ -40,5 +40,5 @@ def send_notification(self, notification_id: int) -> bool:
 
 @shared_task(name="detection.resend_pending_notifications", ignore_result=True)
 def resend_pending_notifications() -> int:
-    """Queue again the notifications whose task was lost (Celery beat, every minute)."""
+    """Queue again the notifications whose task was lost (Celery beat, every 30 seconds)."""
     return notifications_resend_pending()

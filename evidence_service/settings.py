@@ -26,7 +26,7 @@ from evidence_service.env import (
     parse_database_url,
     validate_redis_url,
 )
-from tlog.note import NoteError, parse_verifier_key
+from tlog.note import NoteError, parse_signer_key, parse_verifier_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -381,9 +381,11 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({"PlatformEnum": "cases.profi
 # --- Detection: flag notifications ------------------------------------------------------
 # Queue again notifications whose task was lost (Redis down at commit, a dropped message);
 # see detection/notifications.py.
+# Every 30 s, for those pending 30 s: an email owed while Redis was down goes out within about
+# a minute of its return (delivery sends each notification once, so queueing twice is harmless).
 CELERY_BEAT_SCHEDULE["detection-resend-notifications"] = {
     "task": "detection.resend_pending_notifications",
-    "schedule": 60.0,
+    "schedule": 30.0,
 }
 
 # --- What production cannot start without -------------------------------------------------
@@ -407,6 +409,21 @@ if not DEBUG:
 AUDIT_LOG_ORIGIN = AUDIT_LOG_ORIGIN or "case-evidence.localhost/audit-log"
 if any(ch.isspace() for ch in AUDIT_LOG_ORIGIN) or "+" in AUDIT_LOG_ORIGIN:
     raise ImproperlyConfigured("AUDIT_LOG_ORIGIN may not contain spaces or '+'.")
+if AUDIT_SIGNING_KEY:
+    # A key that cannot sign this log would let the service start and fail at its first
+    # checkpoint: refuse now, naming the setting but never printing the secret.
+    try:
+        _signer = parse_signer_key(AUDIT_SIGNING_KEY)
+    except (NoteError, ValueError) as _error:
+        raise ImproperlyConfigured(
+            "AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE) is not a valid signed-note Ed25519 key "
+            "(PRIVATE+KEY+ORIGIN+ID+KEY, as tools/audit_keygen.py prints)."
+        ) from None
+    if _signer.name != AUDIT_LOG_ORIGIN:
+        raise ImproperlyConfigured(
+            f"AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE) is a key of {_signer.name!r}, "
+            f"not of AUDIT_LOG_ORIGIN {AUDIT_LOG_ORIGIN!r}: checkpoints are signed under the log's origin."
+        )
 for _key in AUDIT_VERIFIER_KEYS:
     try:
         _verifier = parse_verifier_key(_key)

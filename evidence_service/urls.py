@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.views import AuditedLoginView
 from evidence_service.api.fields import IdConverter
-from evidence_service.api.views import healthz
+from evidence_service.api.views import email_link, healthz
 
 register_converter(IdConverter, "id")
 
@@ -31,6 +31,10 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/login/", AuditedLoginView.as_view(), name="login"),
     path("api/v1/", include(api_v1)),
+    # The links in emails (detection.notifications.site_link) lead to the resource.
+    path("flags/<id:pk>/", email_link, {"resource": "flag-detail"}),
+    path("authorisations/<id:pk>/", email_link, {"resource": "authorisation-detail"}),
+    path("viewings/<id:pk>/", email_link, {"resource": "viewing-detail"}),
 ]
 
 if settings.BENCH_FLOOR_ENDPOINT:

@@ -652,6 +652,10 @@ def test_every_read_answers_and_commits_its_audit_event(
         "api/v1/audit/export/": (auditor, "/api/v1/audit/export/?start=0&end=2", 200),
         "api/v1/schema/": (client, "/api/v1/schema/", 200),
         "api/v1/docs/": (client, "/api/v1/docs/", 200),
+        # The links in emails: through the sign-in page to the resource.
+        "flags/<id:pk>/": (Client(), f"/flags/{flag.pk}/", 302),
+        "authorisations/<id:pk>/": (Client(), f"/authorisations/{authorisation.pk}/", 302),
+        "viewings/<id:pk>/": (Client(), f"/viewings/{viewing['id']}/", 302),
     }
     routes = routes_answering_get()
     assert sorted(routes) == sorted(reads), "a route without a read here (or one gone)"

@@ -32,17 +32,24 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_FOLDERS = {"tests", "node_modules", "__pycache__"}
 
 
-def services_modules() -> list[str]:
+def services_modules(root: Path = ROOT) -> list[str]:
     """The dotted name of every ``services.py`` in the project's packages (not in tests,
-    nor in hidden folders such as ``.venv``)."""
+    nor in hidden folders such as ``.venv``), and of every module of a ``services`` package
+    (``cases/services/__init__.py``, ``cases/services/viewings.py``): splitting a services
+    module into a package does not take its functions out of the check."""
     names = []
-    for folder, subfolders, files in os.walk(ROOT):
+    for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
-        parts = Path(folder).relative_to(ROOT).parts
-        if "services.py" not in files or not parts:
+        parts = Path(folder).relative_to(root).parts
+        if not parts or not all((root.joinpath(*parts[: i + 1]) / "__init__.py").is_file() for i in range(len(parts))):
             continue
-        if all((ROOT.joinpath(*parts[: i + 1]) / "__init__.py").is_file() for i in range(len(parts))):
+        if "services.py" in files:
             names.append(".".join((*parts, "services")))
+        if "services" in parts[1:]:  # inside a services package (not a top-level app named so)
+            for file in files:
+                if file.endswith(".py"):
+                    module = file[: -len(".py")]
+                    names.append(".".join(parts if module == "__init__" else (*parts, module)))
     return sorted(names)
 
 
@@ -66,6 +73,29 @@ def outside_a_service(module) -> list[str]:
             continue
         if not getattr(value, "__service__", False) or inspect.unwrap(value).__name__ != name:
             problems.append(name)
+    problems += methods_outside_a_service(module)
+    return sorted(problems)
+
+
+#: Public methods of classes in services modules that build a value and write nothing.
+NOT_SERVICES = {"audit.services.AuditContext.from_request", "audit.services.AuditContext.command"}
+
+
+def methods_outside_a_service(module) -> list[str]:
+    """``Class.method`` for each public method (plain, static or class method) of a class
+    defined in ``module`` that is not a service: a service moved into a class is still one."""
+    problems = []
+    for class_name, cls in vars(module).items():
+        if not inspect.isclass(cls) or cls.__module__ != module.__name__ or class_name.startswith("_"):
+            continue
+        for name, value in vars(cls).items():
+            if name.startswith("_"):
+                continue
+            function = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+            if not inspect.isfunction(function) or f"{module.__name__}.{class_name}.{name}" in NOT_SERVICES:
+                continue
+            if not getattr(function, "__service__", False) or inspect.unwrap(function).__name__ != name:
+                problems.append(f"{class_name}.{name}")
     return problems
 
 
@@ -78,6 +108,15 @@ def test_the_walk_finds_the_services_of_every_app():
     assert {f"{name}.services" for name in project_apps if (ROOT / name / "services.py").is_file()} <= found
     assert {"accounts.services", "audit.services", "authorisations.services", "cases.services"} <= found
     assert "detection.services" in found and "core.services" in found
+
+
+def test_the_walk_finds_every_module_of_a_services_package_too(tmp_path):
+    app = tmp_path / "someapp"
+    (app / "services").mkdir(parents=True)
+    for path in (app / "__init__.py", app / "services" / "__init__.py", app / "services" / "viewings.py"):
+        path.write_text("")
+    (app / "services" / "notes.txt").write_text("")
+    assert services_modules(tmp_path) == ["someapp.services", "someapp.services.viewings"]
 
 
 @pytest.mark.parametrize("name", services_modules())
@@ -141,6 +180,40 @@ def test_the_check_catches_a_helper_inserted_under_transaction_atomic_as_authori
         """
     )
     assert outside_a_service(module) == ["authorisation_submit"]
+
+
+def test_the_check_catches_a_service_moved_into_a_class_as_a_plain_static_or_class_method(services_module):
+    module = services_module(
+        """
+        from dataclasses import dataclass
+        from core.services import service
+
+        class Cases:
+            def close(self, *, ctx):
+                pass
+
+            @staticmethod
+            def reopen(*, ctx):
+                pass
+
+            @classmethod
+            def merge(cls, *, ctx):
+                pass
+
+            @staticmethod
+            @service
+            def open(*, ctx):
+                pass
+
+            def _helper(self):
+                pass
+
+        @dataclass
+        class Result:
+            count: int
+        """
+    )
+    assert outside_a_service(module) == ["Cases.close", "Cases.merge", "Cases.reopen"]
 
 
 def test_service_refuses_to_wrap_a_private_helper_inserted_under_it(services_module):

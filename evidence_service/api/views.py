@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.db import connection
-from django.http import JsonResponse
-from django.urls import Resolver404, resolve
+from django.http import HttpResponseRedirect, JsonResponse
+from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
@@ -15,6 +16,16 @@ from audit.health import audit_health
 from evidence_service.api.errors import error_body
 
 logger = logging.getLogger(__name__)
+
+
+@require_safe
+def email_link(request, *, pk: int, resource: str):
+    """Where a link in an email (``site_link``: ``SITE_URL`` + ``/flags/12/``) leads: the
+    resource in the browsable API, through the sign-in page for someone not signed in."""
+    target = reverse(resource, kwargs={"pk": pk})
+    if not request.user.is_authenticated:
+        return redirect_to_login(target)
+    return HttpResponseRedirect(target)
 
 
 @csrf_exempt

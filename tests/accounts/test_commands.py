@@ -183,3 +183,28 @@ def test_seed_demo_gives_addresses_to_demo_users_seeded_before_they_had_them(db,
     bob = User.objects.get(username="bob")
     assert (bob.email, bob.full_name) == ("bob@example.org", "Bob Practitioner")
     assert AuditEvent.objects.filter(action="user.update", payload__username="bob").count() == 1
+
+
+@pytest.mark.parametrize(
+    "team, says",
+    [("Evil\nTeam", "control characters"), ("T" * 121, "at most 120 characters"), ("North\u202e", "control")],
+)
+def test_create_user_refuses_a_team_name_with_control_characters_or_too_long_naming_it_and_writes_nothing(
+    db, team, says
+):
+    with pytest.raises(CommandError, match="team") as refused:
+        call_command("create_user", "tina", "--role", "practitioner", "--team", team, "--password", "Xy-long-enough-9")
+    assert says in str(refused.value)
+    assert not User.objects.filter(username="tina").exists() and not Team.objects.exists()
+    assert not AuditEvent.objects.filter(action__in=["user.create", "team.create"]).exists()
+
+
+@pytest.mark.parametrize("variant", ["Carla", "CARLA", "ｃａｒｌａ"])
+def test_create_user_refuses_a_new_username_that_differs_from_another_only_in_case_or_form(db, variant):
+    # The sign-in throttle counts them as one; people would take them for one.
+    call_command("create_user", "carla", "--role", "practitioner", "--password", "Xy-long-enough-9")
+    with pytest.raises(CommandError, match="username") as refused:
+        call_command("create_user", variant, "--role", "ripa_officer", "--password", "Xy-long-enough-9")
+    assert "carla" in str(refused.value)
+    assert list(User.objects.values_list("username", "role")) == [("carla", "practitioner")]
+    assert AuditEvent.objects.filter(action="user.create").count() == 1

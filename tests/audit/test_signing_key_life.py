@@ -75,6 +75,24 @@ def test_with_the_key_and_origin_set_production_starts_and_signs_with_that_key(t
     assert printed.stdout.strip() == key.verifier().encode(), printed.stderr
 
 
+@pytest.mark.parametrize(
+    "key, named",
+    [
+        ("garbage", "is not a valid signed-note Ed25519 key"),
+        (generate_signer_key("someone-else.example/audit-log").encode(), "someone-else.example/audit-log"),
+        (generate_signer_key(ORIGIN).verifier().encode(), "is not a valid signed-note Ed25519 key"),
+    ],
+)
+def test_production_refuses_to_start_with_a_signing_key_that_cannot_sign_this_log(tmp_path, key, named):
+    # Otherwise it starts, and the first checkpoint (an auditor's request, beat's task) fails.
+    env = {"DATA_DIR": str(tmp_path), "SECRET_KEY": "s" * 50, "AUDIT_LOG_ORIGIN": ORIGIN, "AUDIT_SIGNING_KEY": key}
+    for args in (["manage.py", "check"], ["-c", "import evidence_service.wsgi"]):
+        result = _run(args, env)
+        assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr, (args, result.stderr[-2000:])
+        assert "AUDIT_SIGNING_KEY" in result.stderr and named in result.stderr
+        assert key not in result.stderr  # the secret is never printed
+
+
 def test_debug_may_still_generate_a_key_for_the_embedded_default(tmp_path):
     result = _run(["manage.py", "audit_verifier_key"], {"DATA_DIR": str(tmp_path), "DEBUG": "1"})
     assert result.returncode == 0, result.stderr

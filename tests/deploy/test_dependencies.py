@@ -114,3 +114,12 @@ def test_the_licence_and_the_policies_are_there():
     assert "## Reporting a vulnerability" in (ROOT / "SECURITY.md").read_text()
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in changelog and "keepachangelog.com" in changelog
+
+
+def test_the_readme_commands_install_pip_itself_at_a_pinned_version():
+    # bin/serve and bin/test make .venv through bin/_venv.sh; "--upgrade pip" took whatever
+    # pip the index had on the day.
+    script = (ROOT / "bin" / "_venv.sh").read_text()
+    installs = re.findall(r"pip install[^\n]*", script)
+    assert installs and not any("--upgrade" in line or re.search(r"\bpip\b(?!==)\s*$", line) for line in installs)
+    assert re.search(r'pip install[^\n]*"pip==\d+(\.\d+)+"', script)

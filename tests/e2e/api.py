@@ -132,6 +132,10 @@ def assert_links_to_site(stack: Stack, mail: Mail) -> None:
     links = mail.links()
     assert links, f"the email {mail.subject!r} carries no link:\n{mail.body}"
     assert all(link.startswith(site + "/") for link in links), f"links not under SITE_URL {site}: {links}"
+    for link in links:  # each leads somewhere: through the sign-in page to the resource
+        followed = httpx.get(link, timeout=30)
+        assert followed.status_code == 302, f"{link} answered {followed.status_code}"
+        assert followed.headers["Location"].startswith("/accounts/login/?next=/api/v1/"), followed.headers
 
 
 def verify_log(*args: str, cwd: Path) -> subprocess.CompletedProcess:
