@@ -28,7 +28,8 @@ from cases.models import (
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
-from detection.services import detection_evaluate_viewing
+from detection.plan import detection_plan
+from detection.services import detection_apply
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
@@ -402,30 +403,33 @@ def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool, 
     return problems
 
 
-# No savepoint when called inside a transaction (the API's, a correction's): a failure here
-# fails the whole of it, and a savepoint would cost two more round trips per viewing.
-@transaction.atomic(savepoint=False)
-def viewing_log(
+def _viewing_to_log(
     *,
     ctx: AuditContext,
     details: ViewingDetails,
+    context: ViewingContext | None,
+    lock: bool,
     supersedes: Viewing | None = None,
     supersede_reason: str = "",
-    context: ViewingContext | None = None,
-) -> Viewing:
-    """Record one look at a profile. The consent that covered it, if any, is worked out
-    from the subject's consent records at the moment of viewing. ``context``: what
-    ``selectors.viewing_scope`` read in this transaction with the case and profile (the
-    person's lock already held), for the moment ``details.viewed_at`` or, without one, now."""
+) -> tuple[Viewing, ViewingContext, list[str]]:
+    """The viewing ``details`` describe, checked as logging checks it and not yet written;
+    the context it was checked in (``context``, or read now, with the person's lock when
+    ``lock``); and why a cited authorisation does not cover it (empty if it does). Logging
+    and checking a viewing both start here, so they refuse the same input the same way."""
     _require_practitioner(ctx, "log viewings")
     profile = details.profile
     if context is None:
         now = timezone.now()
         viewed_at = details.viewed_at or now
-        # Locks the person viewed until this transaction ends (see detection_evaluate_viewing),
-        # and finds the consent, if any, that covers the look.
+        # With ``lock``, locks the person viewed until this transaction ends (see
+        # detection.services.detection_apply), and finds the consent, if any, that covers the look.
         context = viewing_context(
-            actor=ctx.actor, case=details.case, subject_id=profile.subject_id, platform=profile.platform, at=viewed_at
+            actor=ctx.actor,
+            case=details.case,
+            subject_id=profile.subject_id,
+            platform=profile.platform,
+            at=viewed_at,
+            lock=lock,
         )
     else:
         blocks = transaction.get_connection().atomic_blocks
@@ -480,6 +484,43 @@ def viewing_log(
         if details.authorisation is not None
         else []
     )
+    return viewing, context, authorisation_problems
+
+
+def _coverage_known(context: ViewingContext) -> AuthorisationCoverage | None:
+    """The person's authorisations around a look, when the context already says there are
+    none (else None: the rules read them)."""
+    return None if context.has_authorisations else AuthorisationCoverage.NONE
+
+
+# No savepoint when called inside a transaction (the API's, a correction's): a failure here
+# fails the whole of it, and a savepoint would cost two more round trips per viewing.
+@transaction.atomic(savepoint=False)
+def viewing_log(
+    *,
+    ctx: AuditContext,
+    details: ViewingDetails,
+    supersedes: Viewing | None = None,
+    supersede_reason: str = "",
+    context: ViewingContext | None = None,
+) -> Viewing:
+    """Record one look at a profile. The consent that covered it, if any, is worked out
+    from the subject's consent records at the moment of viewing. ``context``: what
+    ``selectors.viewing_scope`` read in this transaction with the case and profile (the
+    person's lock already held), for the moment ``details.viewed_at`` or, without one, now.
+
+    The detection policy judges the look before it is written, as ``viewing_check`` does
+    (``detection.plan``), and what it found is written with it."""
+    viewing, context, authorisation_problems = _viewing_to_log(
+        ctx=ctx,
+        details=details,
+        context=context,
+        lock=True,
+        supersedes=supersedes,
+        supersede_reason=supersede_reason,
+    )
+    profile, viewed_at = details.profile, viewing.viewed_at
+    plan = detection_plan(viewing=viewing, policy=context.policy, coverage=_coverage_known(context), lock=True)
     # The viewing and its audit event are written together (one statement on PostgreSQL).
     audit_record(
         ctx=ctx,
@@ -509,13 +550,8 @@ def viewing_log(
             "supersede_reason": viewing.supersede_reason or None,
         },
     )
-    # The detection policy runs in the same transaction, so the answer carries its flags.
-    raised = detection_evaluate_viewing(
-        ctx=ctx,
-        viewing=viewing,
-        policy=context.policy,
-        coverage=None if context.has_authorisations else AuthorisationCoverage.NONE,
-    )
+    # What the detection policy found is written in the same transaction, so the answer carries its flags.
+    raised = detection_apply(ctx=ctx, viewing=viewing, plan=plan, policy=context.policy)
     # What the answer shows, already in hand: the flags it raised or joined, and no
     # correction (a viewing just written has none yet).
     viewing.flag_links_for_output = [flag.link for flag in raised]

@@ -1,6 +1,11 @@
 """The detection rules: what makes a look at someone's social media a possible surveillance
-risk. Each rule reads the viewing just logged (and, for repeat viewing, the person's
-other recent views) and says in plain words what it found.
+risk. Each rule reads the look being logged (and, for repeat viewing, the person's other
+recent views) and says in plain words what it found.
+
+A look is judged *before* it is written (``viewing.pk`` is None): logging judges it that
+way and then writes it, and ``POST /viewings/check/`` judges it the same way and writes
+nothing, so a check says what logging would find (``detection.plan``). In a finding's
+counted looks the look itself is ``THIS_LOOK`` until it has an id.
 
 Coverage: a view is *covered* when a consent of the person's was in effect for that
 platform at that moment (worked out when the view was logged) or an authorisation in force
@@ -32,6 +37,10 @@ class Finding:
     counted_viewing_ids: list[int] = field(default_factory=list)
 
 
+#: The look being judged, among a finding's counted looks, until it is written.
+THIS_LOOK = None
+
+
 @dataclass
 class Look:
     """The viewing being evaluated, with the person's authorisations around it read once."""
@@ -39,6 +48,9 @@ class Look:
     viewing: Viewing
     coverage: AuthorisationCoverage
     authorisation_in_force: Any = None  # the authorisation covering it, if any
+    # Set by the repeat-viewing rule when it counts: the uncovered looks (this one among
+    # them) in its busiest window, whether or not that reached the threshold.
+    repeat_count: int | None = None
 
     @classmethod
     def of(
@@ -118,7 +130,26 @@ def _looks_around(viewing: Viewing, window: timedelta) -> list[OtherLook]:
         [viewing.subject_id, viewing.viewed_at - window, viewing.viewed_at + window, viewing.pk],
         extra={"platform": "profile.platform", "team_id": "c.team_id"},
     )
-    return [OtherLook(*row) for row in rows]
+    looks = [OtherLook(*row) for row in rows]
+    return _as_if_written(looks, viewing) if viewing.pk is None else looks
+
+
+def _as_if_written(looks: list[OtherLook], viewing: Viewing) -> list[OtherLook]:
+    """``looks`` as they will be once ``viewing``, not yet written, is: the look it corrects
+    (if any) no longer current, and it in its place in time order, after other looks at
+    the same moment (it will have the highest id)."""
+    kept = [other for other in looks if viewing.supersedes_id is None or other.pk != viewing.supersedes_id]
+    candidate = OtherLook(
+        THIS_LOOK,
+        viewing.viewed_at,
+        viewing.practitioner_id,
+        viewing.consent_id,
+        viewing.profile_id,
+        viewing.profile.platform,
+        viewing.case.team_id,
+    )
+    at = next((i for i, other in enumerate(kept) if other.viewed_at > viewing.viewed_at), len(kept))
+    return [*kept[:at], candidate, *kept[at:]]
 
 
 def longest_run(times: list[datetime], this: int, window: timedelta) -> tuple[int, int]:
@@ -155,6 +186,7 @@ def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding
     this = next(position for position, other in enumerate(uncovered) if other.pk == this_pk)
     start, end = longest_run([other.viewed_at for other in uncovered], this, window)
     best = uncovered[start : end + 1]
+    look.repeat_count = len(best)
     if len(best) < params["threshold"]:
         return None
     # The latest looks, by whom and when; the counted ids keep every one of them.
@@ -289,8 +321,16 @@ RULES: dict[str, Callable[[Look, str, dict[str, Any]], Finding | None]] = {
 def evaluate(
     viewing: Viewing, rules: dict[str, dict[str, Any]], coverage: AuthorisationCoverage | None = None
 ) -> list[Finding]:
-    """Every enabled rule's finding on ``viewing``, in the policy's rule order. ``coverage``:
-    the person's authorisations around it, if already known (else they are read)."""
+    """Every enabled rule's finding on ``viewing``, in the policy's rule order."""
+    return assess(viewing, rules, coverage)[1]
+
+
+def assess(
+    viewing: Viewing, rules: dict[str, dict[str, Any]], coverage: AuthorisationCoverage | None = None
+) -> tuple[Look, list[Finding]]:
+    """The look as the rules saw it (its coverage) and every enabled rule's finding on
+    ``viewing``, in the policy's rule order. ``coverage``: the person's authorisations
+    around it, if already known (else they are read). Reads only."""
     repeat = rules.get(RuleCode.REPEAT_VIEWING) or {}
     window_days = repeat.get("params", {}).get("window_days", 0) if repeat.get("enabled") else 0
     look = Look.of(viewing, window=timedelta(days=window_days), coverage=coverage)
@@ -301,4 +341,4 @@ def evaluate(
             finding = check(look, rule["severity"], rule.get("params", {}))
             if finding is not None:
                 findings.append(finding)
-    return findings
+    return look, findings
