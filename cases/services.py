@@ -14,6 +14,7 @@ from accounts.models import Team
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
+from cases.check import ViewingCheck, check_answer
 from cases.models import (
     Case,
     CaseStatus,
@@ -29,8 +30,10 @@ from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
 from detection.plan import detection_plan
+from detection.rules import Look
 from detection.services import detection_apply
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+from evidence_service.db import read_only
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
@@ -557,6 +560,41 @@ def viewing_log(
     viewing.flag_links_for_output = [flag.link for flag in raised]
     Viewing.superseded_by.related.set_cached_value(viewing, None)
     return viewing
+
+
+@transaction.atomic(savepoint=False)
+def viewing_check(*, ctx: AuditContext, details: ViewingDetails, context: ViewingContext | None = None) -> ViewingCheck:
+    """What logging ``details`` would do now, without logging it: the same checks (and the
+    same refusals) as ``viewing_log``, and the plan detection would write
+    (``detection.plan``), made the same way. Writes nothing but its audit event
+    (``viewing.check``, linked to the person): the look is judged in a read-only block that
+    is always rolled back (``evidence_service.db.read_only``), taking no lock, so a check
+    never holds up logging. ``context``: as for ``viewing_log``, read without the lock."""
+    with read_only():
+        viewing, context, authorisation_problems = _viewing_to_log(
+            ctx=ctx, details=details, context=context, lock=False
+        )
+        coverage = _coverage_known(context)
+        plan = detection_plan(viewing=viewing, policy=context.policy, coverage=coverage, lock=False)
+        look = plan.look if plan.look is not None else Look.of(viewing, coverage=coverage)
+        check = check_answer(
+            user=ctx.actor,
+            viewing=viewing,
+            context=context,
+            plan=plan,
+            look=look,
+            authorisation_problems=authorisation_problems,
+        )
+    audit_record(
+        ctx=ctx,
+        action="viewing.check",
+        target_type="profile",
+        target_id=viewing.profile_id,
+        case_id=viewing.case_id,
+        subject_ids=[viewing.subject_id],
+        payload=check.payload,
+    )
+    return check
 
 
 @transaction.atomic

@@ -332,3 +332,58 @@ def _flag_link(link) -> dict:
         "added_at": link.added_at,
     }
     return _flag_entry(values, sorted(recipient.officer.username for recipient in flag.recipients.all()))
+
+
+# --- Check before you look ------------------------------------------------------------------------
+
+
+class CheckConsentOutput(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="null for a consent another team recorded.")
+    scope = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    granted_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class CheckAuthorisationOutput(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="null for an authorisation you may not see.")
+    urn = serializers.CharField(allow_null=True)
+    cited = serializers.BooleanField(help_text="Whether the look cites it.")
+
+
+class CheckCoverOutput(serializers.Serializer):
+    covered = serializers.BooleanField(help_text="Whether consent or an authorisation would cover the look.")
+    consent = CheckConsentOutput(allow_null=True, help_text="The consent in effect for the platform then, if any.")
+    authorisation = CheckAuthorisationOutput(
+        allow_null=True, help_text="The authorisation in force whose scope includes the look, cited or not."
+    )
+    authorisation_check = AuthorisationCheckOutput(allow_null=True, help_text="The cited authorisation, if any.")
+    reason = serializers.CharField(help_text="Why it would be covered, or why not, in plain words.")
+
+
+class CheckFlagOutput(serializers.Serializer):
+    rule = serializers.CharField()
+    severity = serializers.CharField()
+    action = serializers.ChoiceField(
+        choices=["raise", "join"], help_text="raise: a new flag; join: the open flag about this person for the rule."
+    )
+    flag = serializers.IntegerField(
+        allow_null=True, help_text="The open flag it would join, when you may see a look in it; else null."
+    )
+    explanation = serializers.CharField(help_text="What the rule found: the flag's explanation would begin so.")
+    next_step = serializers.CharField()
+    routed_to = serializers.ListField(child=serializers.CharField(), help_text="The officers it would be with.")
+    counted_viewing_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The looks counted that you may see (this one has no id yet)."
+    )
+    looks_counted = serializers.IntegerField(help_text="Every look counted, this one and other teams' included.")
+
+
+class ViewingCheckOutput(serializers.Serializer):
+    case = serializers.IntegerField()
+    profile = serializers.IntegerField()
+    subject = serializers.IntegerField()
+    viewed_at = serializers.DateTimeField()
+    policy_version = serializers.IntegerField(allow_null=True)
+    covered_by = CheckCoverOutput()
+    flags = CheckFlagOutput(many=True)
+    advice = serializers.ListField(child=serializers.CharField(), help_text="What to do, in plain English.")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("subjects/<id:pk>/consents/", views.ConsentCreateApi.as_view(), name="consent-create"),
     path("consents/<id:pk>/withdraw/", views.ConsentWithdrawApi.as_view(), name="consent-withdraw"),
     path("viewings/", views.ViewingListCreateApi.as_view(), name="viewing-list"),
+    path("viewings/check/", views.ViewingCheckApi.as_view(), name="viewing-check"),
     path("viewings/<id:pk>/", views.ViewingDetailApi.as_view(), name="viewing-detail"),
     path("viewings/<id:pk>/supersede/", views.ViewingSupersedeApi.as_view(), name="viewing-supersede"),
 ]
