@@ -465,7 +465,7 @@ def test_a_check_takes_no_lock_so_it_never_waits_for_a_look_being_logged(alice_c
     def statements(url):
         with CaptureQueriesContext(connection) as captured:
             assert alice_client.post(url, body, format="json").status_code in (200, 201)
-        return " ".join(query["sql"] for query in captured).upper()
+        return " ".join(str(query["sql"]) for query in captured).upper()
 
     checking, logging = statements(CHECK), statements("/api/v1/viewings/")
     assert "PG_ADVISORY" in logging and "FOR UPDATE" in logging
