@@ -10,7 +10,9 @@ from django.db.models import QuerySet
 
 from accounts.models import Role
 from audit.models import AuditEvent, AuditSubjectLink
+from cases.coverage import consent_counts, covered_by_values, needs_confirmation
 from cases.models import Subject, Viewing
+from detection.selectors import policy_rules_in_force
 from evidence_service.api.errors import NotFound
 
 AUDIT_READERS = (Role.AUDITOR, Role.SRO)
@@ -74,6 +76,19 @@ HISTORY_VIEWING_FIELDS = (
     "consent_id",
     "authorisation_id",
     "supersedes_id",
+    # What covered each look (cases.coverage), in the same statement.
+    "practitioner_id",
+    "consent__given_by",
+    "consent__method",
+    "consent__status",
+    "consent__granted_at",
+    "consent__recorded_at",
+    "consent__recorded_by_id",
+    "consent__withdrawn_at",
+    "consent__scope",
+    "covering_authorisation_id",
+    "covering_authorisation__urn",
+    "covering_authorisation__case_id",
 )
 HISTORY_EVENT_FIELDS = (
     "id",
@@ -95,20 +110,64 @@ class AccessHistory:
     events: list[dict[str, Any]]
 
 
-def access_history(*, subject_id: int, events_page=None) -> AccessHistory:
+def access_history(*, subject_id: int, events_page=None, covered: bool | None = None) -> AccessHistory:
     """Every viewing of a person's profiles, and the recorded actions that touched their
-    records (reads, lists, changes), oldest first: three queries, whatever the length of the
-    history. ``events_page`` turns the events (a queryset in sequence order) into the rows
-    to show, e.g. one keyset page of them; by default all of them."""
+    records (reads, lists, changes), oldest first: four queries, whatever the length of the
+    history. Each viewing carries ``covered_by`` (cases.coverage); ``covered`` keeps only the
+    looks that were (true) or were not (false) covered. ``events_page`` turns the events (a
+    queryset in sequence order) into the rows to show, e.g. one keyset page of them; by
+    default all of them."""
     subject = Subject.objects.filter(pk=subject_id).values("id", "display_name", "external_id").first()
     if subject is None:
         raise NotFound("subject", subject_id, field="subject")
     viewings = list(
         Viewing.objects.filter(subject_id=subject_id).order_by("viewed_at", "id").values(*HISTORY_VIEWING_FIELDS)
     )
+    confirmation_needed = needs_confirmation(policy_rules_in_force())
+    for viewing in viewings:
+        viewing["covered_by"] = _covered_by(viewing, confirmation_needed)
+    if covered is not None:
+        viewings = [viewing for viewing in viewings if viewing["covered_by"]["covered"] is covered]
     events = AuditEvent.objects.touching_subject(subject_id).order_by("id").values(*HISTORY_EVENT_FIELDS)
     return AccessHistory(
         subject=subject, viewings=viewings, events=list(events_page(events) if events_page else events)
+    )
+
+
+def _covered_by(row: dict[str, Any], confirmation_needed: bool) -> dict[str, Any]:
+    consent_ok, consent_why = consent_counts(
+        consent_id=row["consent_id"],
+        status=row["consent__status"],
+        recorded_by_id=row["consent__recorded_by_id"],
+        withdrawn_at=row["consent__withdrawn_at"],
+        viewed_at=row["viewed_at"],
+        practitioner_id=row["practitioner_id"],
+        confirmation_needed=confirmation_needed,
+    )
+    return covered_by_values(
+        consent=None
+        if row["consent_id"] is None
+        else {
+            "id": row["consent_id"],
+            "given_by": row["consent__given_by"] or None,
+            "method": row["consent__method"] or None,
+            "status": row["consent__status"],
+            "granted_at": row["consent__granted_at"],
+            "recorded_at": row["consent__recorded_at"],
+            "withdrawn_at": row["consent__withdrawn_at"],
+            "scope": [str(platform) for platform in row["consent__scope"] or []],
+        },
+        consent_ok=consent_ok,
+        consent_why=consent_why,
+        authorisation=None
+        if row["covering_authorisation_id"] is None
+        else {
+            "id": row["covering_authorisation_id"],
+            "urn": row["covering_authorisation__urn"],
+            "case": row["covering_authorisation__case_id"],
+        },
+        cited_authorisation_id=row["authorisation_id"],
+        platform=row["profile__platform"],
     )
 
 

@@ -145,10 +145,15 @@ class AuthorisationCoverage:
                 profile_ids[authorisation_id].add(profile_id)
         return cls(authorisations, {pk: frozenset(ids) for pk, ids in profile_ids.items()})
 
-    def covering(self, *, profile_id: int, platform: str, at: datetime) -> Authorisation | None:
-        """The authorisation in force at ``at`` whose scope includes this profile,
-        preferring the one that came into force most recently."""
+    def covering(
+        self, *, profile_id: int, platform: str, at: datetime, case_id: int | None = None
+    ) -> Authorisation | None:
+        """The authorisation in force at ``at`` whose scope includes this profile (and, with
+        ``case_id``, granted for that case: an authorisation covers only its own case's
+        looks), preferring the one that came into force most recently."""
         for authorisation in self.authorisations:
+            if case_id is not None and authorisation.case_id != case_id:
+                continue
             if authorisation_in_force(authorisation=authorisation, at=at) and (
                 platform in (authorisation.platforms or []) or profile_id in self.profile_ids[authorisation.pk]
             ):
@@ -166,7 +171,7 @@ def authorisation_covering(
     person (optionally only one for ``case_id``), preferring the one that came into force
     most recently; None when no authorisation covers the look."""
     coverage = AuthorisationCoverage.load(subject_id=subject_id, since=at, until=at, case_id=case_id)
-    return coverage.covering(profile_id=profile_id, platform=platform, at=at)
+    return coverage.covering(profile_id=profile_id, platform=platform, at=at, case_id=case_id)
 
 
 def authorisation_in_force(*, authorisation: Authorisation, at: datetime) -> bool:

@@ -2,20 +2,18 @@
 would do, in the words a practitioner needs, worked out from the same plan logging writes
 (``detection.plan``). Reads only.
 
-What a practitioner may not otherwise see stays hidden, as in the flags shown to them: no
-other team's case references or names (the rules' explanations name none), the id of an
-open flag only when they may see a look in it, a consent's or authorisation's details only
-when they may see it; other teams' looks are counted, not listed."""
+``covered_by`` has the shape of a logged viewing's (``cases.coverage.covered_by``), worked out
+by the same code from the same look. What a practitioner may not otherwise see stays hidden,
+as in the flags shown to them: no other team's case references or names (the rules'
+explanations name none), the id of an open flag only when they may see a look in it; other
+teams' looks are counted, not listed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils import timezone
-
-from authorisations.models import Authorisation
-from cases.models import Consent, Viewing
+from cases.models import Viewing
 from cases.selectors import ViewingContext
 from detection.models import FlagViewing, RuleCode
 from detection.plan import DetectionPlan, PlannedFlag
@@ -53,10 +51,6 @@ class ViewingCheck:
     payload: dict[str, Any]
 
 
-def _when(moment) -> str:
-    return timezone.localtime(moment).strftime("%-d %b %Y %H:%M")
-
-
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -64,59 +58,6 @@ def _ordinal(n: int) -> str:
 
 def _people(names: list[str]) -> str:
     return ", ".join(names) if names else "the senior responsible officer"
-
-
-def covered_by(*, user, viewing: Viewing, look: Look, authorisation_problems: list[str]) -> dict[str, Any]:
-    """What would cover the look, and why, or that nothing would: the consent in effect for
-    its platform at its moment, the authorisation in force whose scope includes it (cited
-    or not), and what the authorisation cited, if any, lacks."""
-    platform, at = viewing.profile.platform, viewing.viewed_at
-    consent, authorisation = viewing.consent, look.authorisation_in_force
-    reasons = []
-    consent_out = None
-    if consent is not None:
-        visible = Consent.objects.visible_to(user).filter(pk=consent.pk).exists()
-        consent_out = {
-            "id": consent.pk if visible else None,
-            "scope": consent.scope if visible else None,
-            "granted_at": consent.granted_at if visible else None,
-            "expires_at": consent.expires_at if visible else None,
-        }
-        which = f"Consent {consent.pk}" if visible else "A consent recorded by another team"
-        reasons.append(f"{which} was in effect for {platform} at {_when(at)}.")
-    authorisation_out = None
-    if authorisation is not None:
-        visible = Authorisation.objects.visible_to(user).filter(pk=authorisation.pk).exists()
-        cited = viewing.authorisation_id == authorisation.pk
-        authorisation_out = {
-            "id": authorisation.pk if visible else None,
-            "urn": authorisation.urn if visible else None,
-            "cited": cited,
-        }
-        which = f"Authorisation {authorisation.urn}" if visible else "An authorisation you may not see"
-        reasons.append(
-            f"{which} was in force at {_when(at)} and its scope includes this {platform} profile"
-            + ("." if cited else ", though the look does not cite it.")
-        )
-    if consent is None and authorisation is None:
-        reasons.append(
-            f"Nothing would cover it: no consent of this person's was in effect for {platform} at {_when(at)}, "
-            "and no authorisation in force then includes this profile."
-        )
-    if viewing.authorisation is not None and authorisation_problems:
-        cited = viewing.authorisation.urn
-        reasons.append(f"The authorisation cited, {cited}, does not cover it: " + " ".join(authorisation_problems))
-    return {
-        "covered": consent is not None or authorisation is not None,
-        "consent": consent_out,
-        "authorisation": authorisation_out,
-        "authorisation_check": (
-            None
-            if viewing.authorisation is None
-            else {"covers": not authorisation_problems, "problems": authorisation_problems}
-        ),
-        "reason": " ".join(reasons),
-    }
 
 
 def _flags_seen(user, plan: DetectionPlan) -> set[int]:
@@ -169,10 +110,10 @@ def _flag_entry(planned: PlannedFlag, *, seen_flags: set[int], seen_looks: set[i
     }
 
 
-def _advice(*, viewing: Viewing, look: Look, policy_rules: dict, flags: list[dict], cover: dict) -> list[str]:
+def _advice(*, look: Look | None, policy_rules: dict, flags: list[dict], cover: dict) -> list[str]:
     advice = [cover["reason"]]
     repeat = policy_rules.get(RuleCode.REPEAT_VIEWING) or {}
-    if look.repeat_count is not None and repeat.get("enabled"):
+    if look is not None and look.repeat_count is not None and repeat.get("enabled"):
         params = repeat.get("params", {})
         threshold, days = params.get("threshold"), params.get("window_days")
         count = look.repeat_count
@@ -205,14 +146,26 @@ def check_answer(
     viewing: Viewing,
     context: ViewingContext,
     plan: DetectionPlan,
-    look: Look,
+    cover: dict[str, Any],
     authorisation_problems: list[str],
 ) -> ViewingCheck:
-    """The answer to a check of ``viewing`` (not written) and what its audit event records."""
-    cover = covered_by(user=user, viewing=viewing, look=look, authorisation_problems=authorisation_problems)
+    """The answer to a check of ``viewing`` (not written) and what its audit event records.
+    ``cover``: what would cover it (``cases.coverage.covered_by``)."""
     seen_flags, seen_looks = _flags_seen(user, plan), _looks_seen(user, plan)
     flags = [_flag_entry(planned, seen_flags=seen_flags, seen_looks=seen_looks) for planned in plan.flags]
     rules = context.policy.rules if context.policy is not None else {}
+    authorisation_check = (
+        None
+        if viewing.authorisation is None
+        else {"covers": not authorisation_problems, "problems": authorisation_problems}
+    )
+    advice = _advice(look=plan.look, policy_rules=rules, flags=flags, cover=cover)
+    if authorisation_problems:
+        advice.insert(
+            1,
+            f"The authorisation cited, {viewing.authorisation.urn}, would not cover it: "
+            + " ".join(authorisation_problems),
+        )
     answer = {
         "case": viewing.case_id,
         "profile": viewing.profile_id,
@@ -220,8 +173,9 @@ def check_answer(
         "viewed_at": viewing.viewed_at,
         "policy_version": context.policy.version if context.policy is not None else None,
         "covered_by": cover,
+        "authorisation_check": authorisation_check,
         "flags": flags,
-        "advice": _advice(viewing=viewing, look=look, policy_rules=rules, flags=flags, cover=cover),
+        "advice": advice,
     }
     payload = {
         "profile_id": viewing.profile_id,
@@ -232,7 +186,7 @@ def check_answer(
         "interaction": viewing.interaction,
         "authorisation_id": viewing.authorisation_id,
         "consent_id": viewing.consent_id,
-        "covering_authorisation_id": look.authorisation_in_force.pk if look.authorisation_in_force else None,
+        "covered_by": cover,
         "policy_version": answer["policy_version"],
         "flags": [
             {

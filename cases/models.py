@@ -150,14 +150,33 @@ class Profile(models.Model):
         constraints = [models.UniqueConstraint(fields=["platform", "handle"], name="profile_platform_handle_once")]
 
 
+class ConsentGivenBy(models.TextChoices):
+    SUBJECT = "subject", "The person themselves"
+    PARENTAL_RESPONSIBILITY = "parental_responsibility", "Someone with parental responsibility"
+    LEGAL_REPRESENTATIVE = "legal_representative", "A legal representative"
+
+
+class ConsentMethod(models.TextChoices):
+    WRITTEN = "written", "Written"
+    VERBAL = "verbal", "Verbal"
+    ELECTRONIC = "electronic", "Electronic"
+
+
+class ConsentStatus(models.TextChoices):
+    AWAITING_CONFIRMATION = "awaiting_confirmation", "Awaiting an officer's confirmation"
+    CONFIRMED = "confirmed", "Confirmed by an officer"
+
+
 class ConsentQuerySet(models.QuerySet):
     def visible_to(self, user) -> ConsentQuerySet:
         return self.filter(subject__in=Subject.objects.visible_to(user))
 
-    def in_effect_at(self, moment) -> ConsentQuerySet:
-        """Consents granted by ``moment`` and neither expired nor withdrawn at it.
-        Scope (platforms) is checked by ``Consent.covers_platform``."""
-        return self.filter(granted_at__lte=moment).filter(
+    def in_effect_at(self, moment, logged_at=None) -> ConsentQuerySet:
+        """Consents granted by ``moment`` and neither expired nor withdrawn at it, recorded
+        by ``logged_at`` (when the look was first logged; default ``moment``): a consent covers
+        only looks logged after it was recorded. Scope (platforms) is checked by
+        ``Consent.covers_platform``."""
+        return self.filter(granted_at__lte=moment, recorded_at__lte=logged_at or moment).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=moment),
             Q(withdrawn_at__isnull=True) | Q(withdrawn_at__gt=moment),
         )
@@ -173,6 +192,16 @@ class Consent(models.Model):
     granted_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     evidence = models.TextField()
+    # Who gave it and how: blank on consents recorded before these were asked ("not recorded").
+    given_by = models.CharField(max_length=30, choices=ConsentGivenBy.choices, blank=True)
+    given_by_name = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=20, choices=ConsentMethod.choices, blank=True)
+    granted_at_reason = models.TextField(blank=True, help_text="Why a grant more than 7 days old is recorded late.")
+    status = models.CharField(max_length=30, choices=ConsentStatus.choices, default=ConsentStatus.AWAITING_CONFIRMATION)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
     recorded_at = models.DateTimeField(auto_now_add=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     withdrawn_at = models.DateTimeField(null=True, blank=True)
@@ -246,6 +275,16 @@ class Viewing(models.Model):
     external_authority_reference = models.CharField(max_length=200, blank=True)
     consent = models.ForeignKey(
         Consent, on_delete=models.PROTECT, null=True, blank=True, related_name="viewings", db_index=False
+    )
+    # The authorisation that covered the look when it happened (its case's, naming the
+    # person and the platform or profile), cited or not; worked out as the look is logged.
+    covering_authorisation = models.ForeignKey(
+        "authorisations.Authorisation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     supersedes = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"

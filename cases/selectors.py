@@ -9,8 +9,10 @@ from functools import lru_cache
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import User
+from cases.coverage import consent_counts, needs_confirmation
 from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
 from detection.models import DetectionPolicy
 from evidence_service.api.errors import NotFound
@@ -132,13 +134,15 @@ def _lock(person: str) -> str:
 
 def _context_joins(person: str) -> str:
     """The policy in force, and one row per consent of the person in effect at the moment
-    given (three parameters), newest first (``Consent.objects.in_effect_at``, written out)."""
+    given and recorded by the moment the look was logged (four parameters: the moment three
+    times, then that of logging), newest first (``Consent.objects.in_effect_at``, written out)."""
     return f"""LEFT JOIN (
                 SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
             ) policy ON 1 = 1
             LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = {person} AND consent.granted_at <= %s
                 AND (consent.expires_at IS NULL OR consent.expires_at > %s)
-                AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)"""
+                AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)
+                AND consent.recorded_at <= %s"""
 
 
 def _context_columns(person: str, case: str) -> tuple[str, ...]:
@@ -152,19 +156,37 @@ def _context_columns(person: str, case: str) -> tuple[str, ...]:
     )
 
 
-def _context(rows: list[tuple], works_on_case: bool, platform: str, at: datetime) -> ViewingContext:
+def _context(
+    rows: list[tuple], works_on_case: bool, platform: str, at: datetime, actor_id: int | None
+) -> ViewingContext:
     """The context from the rows of a statement built from the pieces above, each row a
-    consent instance (or None) and then the columns of ``_context_columns``."""
+    consent instance (or None) and then the columns of ``_context_columns``. The consent
+    chosen is the newest naming the platform that counts as cover for ``actor_id`` (see
+    ``cases.coverage.consent_counts``), else the newest naming it."""
     linked, consents, authorisations, policy_id, version, rules = rows[0][1:7]
-    covering = (consent for consent, *_rest in rows if consent is not None and consent.covers_platform(platform))
+    # Policy versions are never changed (append-only), so the row read is the whole policy.
+    policy = DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None
+    covering = [consent for consent, *_rest in rows if consent is not None and consent.covers_platform(platform)]
+    if len(covering) > 1:
+        needed = needs_confirmation(policy.rules if policy else None)
+        covering.sort(
+            key=lambda consent: not consent_counts(
+                consent_id=consent.pk,
+                status=consent.status,
+                recorded_by_id=consent.recorded_by_id,
+                withdrawn_at=consent.withdrawn_at,
+                viewed_at=at,
+                practitioner_id=actor_id,
+                confirmation_needed=needed,
+            )[0]
+        )
     return ViewingContext(
         works_on_case=works_on_case,
         linked_to_case=bool(linked),
         has_consents=bool(consents),
         has_authorisations=bool(authorisations),
-        # Policy versions are never changed (append-only), so the row read is the whole policy.
-        policy=DetectionPolicy(id=policy_id, version=version, rules=_rules(rules)) if policy_id is not None else None,
-        consent=next(covering, None),
+        policy=policy,
+        consent=covering[0] if covering else None,
         at=at,
         transaction=id(connection.atomic_blocks[0]),
     )
@@ -177,13 +199,21 @@ def _require_transaction() -> None:
 
 
 def viewing_context(
-    *, actor, case: Case, subject_id: int, platform: str, at: datetime, lock: bool = True
+    *,
+    actor,
+    case: Case,
+    subject_id: int,
+    platform: str,
+    at: datetime,
+    logged_at: datetime | None = None,
+    lock: bool = True,
 ) -> ViewingContext:
     """Lock the person viewed until the transaction ends (detection for one person runs one
     viewing at a time, so concurrent looks count each other: a look that waits here reads
     anew once the other has committed) and read what logging the viewing checks, with the
     consent that covers a look at ``platform`` at ``at`` (the newest in effect then whose
-    scope includes the platform). Must run inside the viewing's transaction. On PostgreSQL
+    scope includes the platform, recorded by ``logged_at``: when the look is, or a corrected
+    look was first, logged; default now). Must run inside the viewing's transaction. On PostgreSQL
     the lock is an advisory lock, which, unlike a row lock, writes nothing. Without
     ``lock`` (a check, which logs nothing) no lock is taken."""
     _require_transaction()
@@ -204,6 +234,7 @@ def viewing_context(
             at,
             at,
             at,
+            logged_at or timezone.now(),
             subject_id,
         ],
         extra=(
@@ -215,7 +246,7 @@ def viewing_context(
         raise NotFound("subject", subject_id)
     member = rows[0][1]
     works = bool(member) and getattr(actor, "is_practitioner", False)
-    return _context([(row[0], *row[2:]) for row in rows], works, platform, at)
+    return _context([(row[0], *row[2:]) for row in rows], works, platform, at, getattr(actor, "pk", None))
 
 
 def viewing_scope(
@@ -233,7 +264,7 @@ def viewing_scope(
             {_lock("profile.subject_id") if lock else ""}
             {_context_joins("profile.subject_id")}
             ORDER BY consent.granted_at DESC, consent.id DESC""",
-        [case_id, user_id, profile_id, user_id, at, at, at],
+        [case_id, user_id, profile_id, user_id, at, at, at, timezone.now()],
         extra=_context_columns("profile.subject_id", "c.id"),
     )
     case, profile = rows[0][0], rows[0][1]
@@ -242,7 +273,7 @@ def viewing_scope(
     if profile is None:
         raise NotFound("profile", profile_id, field="profile")
     # A case is found only in the practitioner's own teams: they work on it.
-    return case, profile, _context([row[2:] for row in rows], True, profile.platform, at)
+    return case, profile, _context([row[2:] for row in rows], True, profile.platform, at, user_id)
 
 
 @lru_cache(maxsize=16)

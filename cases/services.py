@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,11 +16,15 @@ from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
 from cases.check import ViewingCheck, check_answer
+from cases.coverage import MEANINGFUL_TEXT_MIN, covered_by, meaningful, needs_confirmation
 from cases.models import (
     Case,
     CaseStatus,
     CaseSubject,
     Consent,
+    ConsentGivenBy,
+    ConsentMethod,
+    ConsentStatus,
     Interaction,
     Profile,
     Purpose,
@@ -30,13 +35,17 @@ from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
 from detection.plan import detection_plan
-from detection.rules import Look
 from detection.services import detection_apply
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 from evidence_service.db import read_only
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
+
+
+def _repeat_window_days(policy) -> int:
+    rule = (policy.rules if policy is not None else {}).get("REPEAT_VIEWING") or {}
+    return int((rule.get("params") or {}).get("window_days", 0)) if rule.get("enabled") else 0
 
 
 def _require_practitioner(ctx: AuditContext, doing: str) -> None:
@@ -283,11 +292,22 @@ def consent_record(
     scope: list[str],
     granted_at: datetime,
     evidence: str,
+    given_by: str = "",
+    given_by_name: str = "",
+    method: str = "",
+    granted_at_reason: str = "",
     expires_at: datetime | None = None,
 ) -> Consent:
+    """Record a person's consent: who gave it (the person, someone with parental
+    responsibility or a legal representative, by name), how, the evidence and when. It covers
+    only looks logged after now (``recorded_at``), whatever its ``granted_at``; a grant more
+    than ``CONSENT_LATE_RECORD_DAYS`` before now needs a reason. It awaits an officer's
+    confirmation: until then it does not cover the looks of the practitioner who recorded it
+    (unless the detection policy's ``consent_needs_confirmation`` is off)."""
     _require_practitioner(ctx, "record consent")
     _require_subject_team(ctx, subject)
     problems: dict[str, str] = {}
+    now = timezone.now()
     scope = list(dict.fromkeys(scope))
     if not scope:
         problems["scope"] = 'Name at least one platform, or ["all"].'
@@ -295,12 +315,26 @@ def consent_record(
         problems["scope"] = '"all" cannot be combined with named platforms.'
     elif unknown := [p for p in scope if p != Consent.ALL and p not in PLATFORM_CHOICES]:
         problems["scope"] = f"Unknown platform(s): {', '.join(map(str, unknown))}."
-    if granted_at > timezone.now():
+    if granted_at > now:
         problems["granted_at"] = "Consent cannot be recorded as granted in the future."
+    elif now - granted_at > timedelta(days=settings.CONSENT_LATE_RECORD_DAYS) and not meaningful(granted_at_reason):
+        problems["granted_at_reason"] = (
+            f"This consent was granted more than {settings.CONSENT_LATE_RECORD_DAYS} days ago: say why it is "
+            f"recorded only now (at least {MEANINGFUL_TEXT_MIN} characters, not counting spaces)."
+        )
     if expires_at is not None and expires_at <= granted_at:
         problems["expires_at"] = "Must be after granted_at."
-    if not evidence.strip():
-        problems["evidence"] = "Say how the consent was given and where it is kept."
+    if not meaningful(evidence):
+        problems["evidence"] = (
+            "Say how the consent was given and where the record of it is kept "
+            f"(at least {MEANINGFUL_TEXT_MIN} characters, not counting spaces)."
+        )
+    if given_by not in ConsentGivenBy.values:
+        problems["given_by"] = f"Say who gave it: one of {', '.join(ConsentGivenBy.values)}."
+    if not given_by_name.strip():
+        problems["given_by_name"] = "Give the name of the person who gave the consent."
+    if method not in ConsentMethod.values:
+        problems["method"] = f"Say how it was given: one of {', '.join(ConsentMethod.values)}."
     if problems:
         raise InvalidInput("The consent cannot be recorded.", fields=problems)
     consent = Consent(
@@ -309,6 +343,11 @@ def consent_record(
         granted_at=granted_at,
         expires_at=expires_at,
         evidence=evidence.strip(),
+        given_by=given_by,
+        given_by_name=given_by_name.strip(),
+        method=method,
+        granted_at_reason=granted_at_reason.strip(),
+        status=ConsentStatus.AWAITING_CONFIRMATION,
         recorded_by=ctx.actor,
     )
     consent.full_clean()
@@ -319,7 +358,48 @@ def consent_record(
         target_type="consent",
         target_id=consent.pk,
         subject_ids=[subject.pk],
-        payload={"scope": scope, "granted_at": granted_at, "expires_at": expires_at, "evidence": consent.evidence},
+        payload={
+            "scope": scope,
+            "granted_at": granted_at,
+            "granted_at_reason": consent.granted_at_reason or None,
+            "expires_at": expires_at,
+            "evidence": consent.evidence,
+            "given_by": given_by,
+            "given_by_name": consent.given_by_name,
+            "method": method,
+            "status": consent.status,
+            "recorded_at": consent.recorded_at,
+        },
+    )
+    return consent
+
+
+@transaction.atomic
+def consent_confirm(*, ctx: AuditContext, consent: Consent, note: str = "") -> Consent:
+    """An officer (RIPA officer or SRO) confirms a consent: from then on it covers the looks
+    of the practitioner who recorded it too (looks logged after it was recorded)."""
+    if not getattr(ctx.actor, "is_officer", False):
+        raise Forbidden("Only a RIPA officer or the senior responsible officer may confirm consent.")
+    consent = Consent.objects.select_for_update().get(pk=consent.pk)
+    if consent.recorded_by_id == ctx.actor.pk:
+        raise Forbidden("You recorded this consent, so you may not confirm it.")
+    if consent.status == ConsentStatus.CONFIRMED:
+        raise Conflict(
+            "This consent is already confirmed.", code="invalid_state", extra={"current_status": "confirmed"}
+        )
+    if consent.withdrawn_at is not None:
+        raise Conflict("This consent has been withdrawn.", code="invalid_state", extra={"current_status": "withdrawn"})
+    consent.status = ConsentStatus.CONFIRMED
+    consent.confirmed_at = timezone.now()
+    consent.confirmed_by = ctx.actor
+    consent.save(update_fields=["status", "confirmed_at", "confirmed_by"])
+    audit_record(
+        ctx=ctx,
+        action="consent.confirm",
+        target_type="consent",
+        target_id=consent.pk,
+        subject_ids=[consent.subject_id],
+        payload={"confirmed_at": consent.confirmed_at, "note": note.strip() or None},
     )
     return consent
 
@@ -384,14 +464,32 @@ class ViewingDetails:
     external_authority_reference: str = ""
 
 
-def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool, linked_to_case: bool) -> dict[str, str]:
+def _check_viewing(
+    details: ViewingDetails,
+    now: datetime,
+    *,
+    correcting: bool,
+    linked_to_case: bool,
+    earlier_times: tuple[datetime, ...] = (),
+) -> dict[str, str]:
+    """``earlier_times``: for a correction, the moments the records it corrects gave."""
     problems: dict[str, str] = {}
     viewed_at = details.viewed_at or now
+    reason_needed = ""
     if viewed_at > now:
         problems["viewed_at"] = "A viewing cannot be in the future."
-    elif now - viewed_at > LATE_ENTRY_AFTER and not correcting and not details.late_entry_reason.strip():
-        # A correction is late by nature; its reason explains it.
-        problems["late_entry_reason"] = "This viewing is more than 7 days old: say why it is being logged late."
+    elif now - viewed_at > LATE_ENTRY_AFTER and not correcting:
+        reason_needed = "This viewing is more than 7 days old: say why it is being logged late"
+    max_shift = timedelta(hours=settings.VIEWING_CORRECTION_MAX_SHIFT_HOURS)
+    if correcting and "viewed_at" not in problems and any(abs(viewed_at - t) > max_shift for t in earlier_times):
+        reason_needed = (
+            f"This correction moves the look by more than {settings.VIEWING_CORRECTION_MAX_SHIFT_HOURS} hours "
+            "from when it was first recorded as happening: say why, as a late entry"
+        )
+    if reason_needed and not meaningful(details.late_entry_reason):
+        problems["late_entry_reason"] = (
+            f"{reason_needed} (at least {MEANINGFUL_TEXT_MIN} characters, not counting spaces)."
+        )
     if not details.justification.strip():
         problems["justification"] = "Say why this look was necessary."
     if details.purpose == Purpose.OTHER and not details.purpose_detail.strip():
@@ -406,6 +504,19 @@ def _check_viewing(details: ViewingDetails, now: datetime, *, correcting: bool, 
     return problems
 
 
+def _corrected_records(supersedes: Viewing | None) -> list[Viewing]:
+    """The records a correction replaces, newest first: the one it names, the one that one
+    corrected, and so on to the first (a few rows, only for corrections)."""
+    chain: list[Viewing] = []
+    record = supersedes
+    while record is not None:
+        chain.append(record)
+        if record.supersedes_id is None or len(chain) > 1000:
+            break
+        record = Viewing.objects.only("id", "viewed_at", "recorded_at", "supersedes_id").get(pk=record.supersedes_id)
+    return chain
+
+
 def _viewing_to_log(
     *,
     ctx: AuditContext,
@@ -414,38 +525,63 @@ def _viewing_to_log(
     lock: bool,
     supersedes: Viewing | None = None,
     supersede_reason: str = "",
-) -> tuple[Viewing, ViewingContext, list[str]]:
-    """The viewing ``details`` describe, checked as logging checks it and not yet written;
-    the context it was checked in (``context``, or read now, with the person's lock when
-    ``lock``); and why a cited authorisation does not cover it (empty if it does). Logging
-    and checking a viewing both start here, so they refuse the same input the same way."""
+) -> tuple[Viewing, ViewingContext, list[str], AuthorisationCoverage, dict]:
+    """The viewing ``details`` describe, checked as logging checks it and not yet written
+    (with ``corrected_records`` for detection); the context it was checked in (``context``,
+    or read now, with the person's lock when ``lock``); why a cited authorisation does not
+    cover it (empty if it does); the person's authorisations around it; and what covered it
+    (``cases.coverage.covered_by``). Logging and checking a viewing both start here, so they
+    refuse the same input the same way and judge the look alike."""
     _require_practitioner(ctx, "log viewings")
     profile = details.profile
+    # A correction is judged as logged when the look was first logged: a consent recorded
+    # since does not cover it, and detection counts it at its earlier moments too.
+    corrected = _corrected_records(supersedes)
     if context is None:
         now = timezone.now()
         viewed_at = details.viewed_at or now
         # With ``lock``, locks the person viewed until this transaction ends (see
-        # detection.services.detection_apply), and finds the consent, if any, that covers the look.
+        # detection.services.detection_apply); finds the consent, if any, that covers the look.
         context = viewing_context(
             actor=ctx.actor,
             case=details.case,
             subject_id=profile.subject_id,
             platform=profile.platform,
             at=viewed_at,
+            logged_at=corrected[-1].recorded_at if corrected else now,
             lock=lock,
         )
     else:
         blocks = transaction.get_connection().atomic_blocks
-        if context.transaction != id(blocks[0]) or details.viewed_at not in (None, context.at):
+        if context.transaction != id(blocks[0]) or details.viewed_at not in (None, context.at) or corrected:
             raise ValueError("the context must be read in this transaction, for this viewing's moment")
         viewed_at = context.at
         now = viewed_at if details.viewed_at is None else timezone.now()
     _require_case_team(ctx, details.case, works=context.works_on_case)
     if supersedes is not None and not supersede_reason.strip():
         raise InvalidInput("Say why the viewing is being corrected.", fields={"reason": "This field may not be blank."})
-    problems = _check_viewing(details, now, correcting=supersedes is not None, linked_to_case=context.linked_to_case)
+    problems = _check_viewing(
+        details,
+        now,
+        correcting=supersedes is not None,
+        linked_to_case=context.linked_to_case,
+        earlier_times=tuple(record.viewed_at for record in corrected),
+    )
     if problems:
         raise InvalidInput("The viewing cannot be logged.", fields=problems)
+    # The person's authorisations around the look (and the moments it corrects), read once
+    # for the record and for detection; only the look's own case's can cover it.
+    times = [viewed_at, *(record.viewed_at for record in corrected)]
+    if context.has_authorisations:
+        window = timedelta(days=_repeat_window_days(context.policy))
+        coverage = AuthorisationCoverage.load(
+            subject_id=profile.subject_id, since=min(times) - window, until=max(times) + window
+        )
+    else:
+        coverage = AuthorisationCoverage.NONE
+    covering = coverage.covering(
+        profile_id=profile.pk, platform=profile.platform, at=viewed_at, case_id=details.case.pk
+    )
     viewing = Viewing(
         case=details.case,
         profile=profile,
@@ -465,15 +601,26 @@ def _viewing_to_log(
         external_authority_kind=details.external_authority_kind,
         external_authority_reference=details.external_authority_reference.strip(),
         consent=context.consent,
+        covering_authorisation=covering,
         supersedes=supersedes,
         supersede_reason=supersede_reason.strip(),
     )
     # Field checks only: the two check constraints are checked above with named fields
     # (and enforced by the database); the related rows were read in this transaction.
     viewing.full_clean(
-        exclude=["case", "profile", "subject", "practitioner", "authorisation", "consent", "supersedes"],
+        exclude=[
+            "case",
+            "profile",
+            "subject",
+            "practitioner",
+            "authorisation",
+            "consent",
+            "covering_authorisation",
+            "supersedes",
+        ],
         validate_constraints=False,
     )
+    viewing.corrected_records = [(record.pk, record.viewed_at) for record in corrected]
     # A cited authorisation that does not cover the look is recorded, never refused: the
     # record must not be lost, and the detection policy flags it (OUTSIDE_AUTHORISATION).
     authorisation_problems = (
@@ -487,13 +634,16 @@ def _viewing_to_log(
         if details.authorisation is not None
         else []
     )
-    return viewing, context, authorisation_problems
-
-
-def _coverage_known(context: ViewingContext) -> AuthorisationCoverage | None:
-    """The person's authorisations around a look, when the context already says there are
-    none (else None: the rules read them)."""
-    return None if context.has_authorisations else AuthorisationCoverage.NONE
+    cover = covered_by(
+        viewed_at=viewed_at,
+        practitioner_id=ctx.actor.pk,
+        platform=profile.platform,
+        consent=context.consent,
+        authorisation=covering,
+        cited_authorisation_id=viewing.authorisation_id,
+        confirmation_needed=needs_confirmation(context.policy.rules if context.policy else None),
+    )
+    return viewing, context, authorisation_problems, coverage, cover
 
 
 # No savepoint when called inside a transaction (the API's, a correction's): a failure here
@@ -514,7 +664,7 @@ def viewing_log(
 
     The detection policy judges the look before it is written, as ``viewing_check`` does
     (``detection.plan``), and what it found is written with it."""
-    viewing, context, authorisation_problems = _viewing_to_log(
+    viewing, context, authorisation_problems, coverage, cover = _viewing_to_log(
         ctx=ctx,
         details=details,
         context=context,
@@ -523,7 +673,7 @@ def viewing_log(
         supersede_reason=supersede_reason,
     )
     profile, viewed_at = details.profile, viewing.viewed_at
-    plan = detection_plan(viewing=viewing, policy=context.policy, coverage=_coverage_known(context), lock=True)
+    plan = detection_plan(viewing=viewing, policy=context.policy, coverage=coverage, lock=True)
     # The viewing and its audit event are written together (one statement on PostgreSQL).
     audit_record(
         ctx=ctx,
@@ -551,8 +701,11 @@ def viewing_log(
             ),
             "supersedes": supersedes.pk if supersedes else None,
             "supersede_reason": viewing.supersede_reason or None,
+            "late_entry_reason": viewing.late_entry_reason or None,
+            "covered_by": cover,
         },
     )
+    viewing.covered_by_output = cover
     # What the detection policy found is written in the same transaction, so the answer carries its flags.
     raised = detection_apply(ctx=ctx, viewing=viewing, plan=plan, policy=context.policy)
     # What the answer shows, already in hand: the flags it raised or joined, and no
@@ -571,18 +724,16 @@ def viewing_check(*, ctx: AuditContext, details: ViewingDetails, context: Viewin
     is always rolled back (``evidence_service.db.read_only``), taking no lock, so a check
     never holds up logging. ``context``: as for ``viewing_log``, read without the lock."""
     with read_only():
-        viewing, context, authorisation_problems = _viewing_to_log(
+        viewing, context, authorisation_problems, coverage, cover = _viewing_to_log(
             ctx=ctx, details=details, context=context, lock=False
         )
-        coverage = _coverage_known(context)
         plan = detection_plan(viewing=viewing, policy=context.policy, coverage=coverage, lock=False)
-        look = plan.look if plan.look is not None else Look.of(viewing, coverage=coverage)
         check = check_answer(
             user=ctx.actor,
             viewing=viewing,
             context=context,
             plan=plan,
-            look=look,
+            cover=cover,
             authorisation_problems=authorisation_problems,
         )
     audit_record(

@@ -8,7 +8,7 @@ from detection.models import RuleCode, Severity
 
 #: Parameters each rule accepts, with their types; anything else is refused.
 PARAMETERS: dict[str, dict[str, type]] = {
-    RuleCode.REPEAT_VIEWING: {"threshold": int, "window_days": int},
+    RuleCode.REPEAT_VIEWING: {"threshold": int, "window_days": int, "consent_needs_confirmation": bool},
     RuleCode.SYSTEMATIC_RECORDING: {},
     RuleCode.EVIDENCE_PURPOSE: {},
     RuleCode.COLLATERAL_INTRUSION: {},
@@ -16,6 +16,7 @@ PARAMETERS: dict[str, dict[str, type]] = {
     RuleCode.POSSIBLE_CHIS: {},
     RuleCode.OUTSIDE_AUTHORISATION: {},
     RuleCode.CLOSED_CASE: {},
+    RuleCode.LATE_ENTRIES: {"threshold": int, "window_days": int},
 }
 
 #: SPEC's defaults: "repeat" is a local policy choice (no law sets a number of visits).
@@ -23,7 +24,9 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     RuleCode.REPEAT_VIEWING: {
         "enabled": True,
         "severity": Severity.MEDIUM,
-        "params": {"threshold": 2, "window_days": 28},
+        # consent_needs_confirmation: a consent covers the looks of the practitioner who
+        # recorded it only once an officer has confirmed it (for every rule that consent silences).
+        "params": {"threshold": 2, "window_days": 28, "consent_needs_confirmation": True},
     },
     RuleCode.SYSTEMATIC_RECORDING: {"enabled": True, "severity": Severity.MEDIUM, "params": {}},
     RuleCode.EVIDENCE_PURPOSE: {"enabled": True, "severity": Severity.MEDIUM, "params": {}},
@@ -36,6 +39,12 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     RuleCode.POSSIBLE_CHIS: {"enabled": True, "severity": Severity.HIGH, "params": {}},
     RuleCode.OUTSIDE_AUTHORISATION: {"enabled": True, "severity": Severity.MEDIUM, "params": {}},
     RuleCode.CLOSED_CASE: {"enabled": True, "severity": Severity.MEDIUM, "params": {}},
+    # A practitioner's late entries (logged late, or corrected to another moment) about one person.
+    RuleCode.LATE_ENTRIES: {
+        "enabled": True,
+        "severity": Severity.MEDIUM,
+        "params": {"threshold": 2, "window_days": 28},
+    },
 }
 
 _LIMITS = {"threshold": (1, 1000), "window_days": (1, 3650)}
@@ -75,7 +84,9 @@ def validate_rules(rules: Any) -> tuple[dict[str, dict[str, Any]], dict[str, lis
                 problems[f"{where}.params.{name}"] = [f"Unknown parameter; this rule takes: {known}."]
         for name, kind in allowed.items():
             value = params.get(name, DEFAULT_RULES[code]["params"].get(name))
-            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            if kind is bool and not isinstance(value, bool):
+                problems[f"{where}.params.{name}"] = ["Must be true or false."]
+            elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
                 problems[f"{where}.params.{name}"] = ["Must be a whole number."]
             elif kind is int and not _LIMITS[name][0] <= value <= _LIMITS[name][1]:
                 low, high = _LIMITS[name]

@@ -110,3 +110,8 @@ def flag_links_of(viewing_ids: Iterable[int]) -> tuple[list[dict], dict[int, lis
 
 def policy_current() -> DetectionPolicy:
     return DetectionPolicy.objects.order_by("-version").first()
+
+
+def policy_rules_in_force() -> dict | None:
+    """The rules of the policy in force (the newest version), in one query; None if none."""
+    return DetectionPolicy.objects.order_by("-version").values_list("rules", flat=True).first()

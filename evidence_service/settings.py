@@ -319,6 +319,10 @@ if unknown := set(AUTHORISATION_SENIOR_GRANT_WHEN) - {
 }:
     raise ImproperlyConfigured(f"AUTHORISATION_SENIOR_GRANT_WHEN has unknown reasons: {', '.join(sorted(unknown))}.")
 # Directed surveillance under RIPA: the offence's maximum sentence, in months (SI 2010/521 art.7A).
+# A correction that moves a look's viewed_at by more than this needs a late-entry reason.
+VIEWING_CORRECTION_MAX_SHIFT_HOURS = env_int("VIEWING_CORRECTION_MAX_SHIFT_HOURS", 24, minimum=0, maximum=24 * 365)
+# A consent granted more than this many days before it is recorded needs a reason.
+CONSENT_LATE_RECORD_DAYS = env_int("CONSENT_LATE_RECORD_DAYS", 7, minimum=0, maximum=3650)
 AUTHORISATION_CRIME_THRESHOLD_MONTHS = env_int("AUTHORISATION_CRIME_THRESHOLD_MONTHS", 6, minimum=0)
 # The longest a non-RIPA authorisation (or one renewal of it) may run, in months.
 AUTHORISATION_NON_RIPA_MAX_MONTHS = env_int("AUTHORISATION_NON_RIPA_MAX_MONTHS", 3, minimum=1, maximum=12)

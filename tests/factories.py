@@ -81,6 +81,11 @@ class ConsentFactory(factory.django.DjangoModelFactory):
     scope = ["all"]
     granted_at = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=30))
     evidence = "Signed consent form on file"
+    given_by = "subject"
+    given_by_name = factory.SelfAttribute("subject.display_name")
+    method = "written"
+    # Confirmed by an officer unless a test says otherwise (awaiting_confirmation).
+    status = "confirmed"
     recorded_by = factory.SelfAttribute("subject.created_by")
 
 

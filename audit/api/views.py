@@ -25,6 +25,7 @@ from audit import log as audit_log
 from audit.leaves import personal_data
 from audit.models import AuditCheckpoint
 from audit.services import AuditContext, audit_record
+from cases.api.serializers import CoveredByOutput
 from cases.api.views import page_schema
 from evidence_service.api.errors import InvalidInput, NotFound
 from evidence_service.api.fields import IdField, PeriodFilters, WholeNumberField, moment_text
@@ -274,6 +275,7 @@ class AccessHistoryViewing(serializers.Serializer):
     consent = serializers.IntegerField(source="consent_id", allow_null=True)
     authorisation = serializers.IntegerField(source="authorisation_id", allow_null=True)
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
+    covered_by = CoveredByOutput(help_text="What covered the look when it happened and why, or why nothing did.")
 
 
 class AccessHistoryEvent(serializers.Serializer):
@@ -299,6 +301,12 @@ class AccessHistoryApi(_AuditApi):
 
     class Filters(serializers.Serializer):
         subject = IdField()
+        covered = serializers.BooleanField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="false: only the looks nothing covered; true: only the covered ones.",
+        )
 
     class Output(serializers.Serializer):
         subject = AccessHistorySubject()
@@ -330,7 +338,10 @@ class AccessHistoryApi(_AuditApi):
             return pages[0].rows
 
         with transaction.atomic():
-            history = selectors.access_history(subject_id=subject_id, events_page=None if csv_wanted else one_page)
+            covered = filters.validated_data.get("covered")
+            history = selectors.access_history(
+                subject_id=subject_id, events_page=None if csv_wanted else one_page, covered=covered
+            )
             audit_record(
                 ctx=AuditContext.from_request(request),
                 action="audit.query",
@@ -341,6 +352,7 @@ class AccessHistoryApi(_AuditApi):
                     "query": "access_history",
                     "format": "csv" if csv_wanted else "json",
                     "cursor": bool(request.query_params.get("cursor")),
+                    "covered": covered,
                     "events_returned": len(history.events),
                 },
             )
@@ -376,6 +388,7 @@ def _history_output(history: selectors.AccessHistory) -> dict:
                 "consent": v["consent_id"],
                 "authorisation": v["authorisation_id"],
                 "supersedes": v["supersedes_id"],
+                "covered_by": v["covered_by"],
             }
             for v in history.viewings
         ],
@@ -413,6 +426,8 @@ HISTORY_CSV_HEADER = [
     "interaction",
     "target",
     "reference",
+    "covered",
+    "covered_by",
 ]
 
 
@@ -437,6 +452,8 @@ def _history_rows(history: selectors.AccessHistory) -> list[list]:
                 viewing["interaction"],
                 f"viewing:{viewing['id']}",
                 viewing["id"],
+                "yes" if viewing["covered_by"]["covered"] else "no",
+                viewing["covered_by"]["reason"],
             ],
         )
         for viewing in history.viewings
@@ -461,6 +478,8 @@ def _history_rows(history: selectors.AccessHistory) -> list[list]:
                 "",
                 f"{event['target_type']}:{event['target_id']}",
                 event["id"],
+                "",
+                "",
             ],
         )
         for event in history.events

@@ -9,8 +9,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from authorisations.selectors import authorisation_check_viewing
+from cases.coverage import covered_by, needs_confirmation
 from cases.models import ExternalAuthorityKind, Viewing
-from detection.selectors import flag_links_of
+from detection.selectors import flag_links_of, policy_rules_in_force
 from evidence_service.api.fields import ReadTogether, moment_text
 
 
@@ -56,7 +57,17 @@ class ConsentOutput(serializers.Serializer):
     granted_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     evidence = serializers.CharField()
+    given_by = serializers.CharField(
+        help_text="subject, parental_responsibility or legal_representative; empty: not recorded."
+    )
+    given_by_name = serializers.CharField()
+    method = serializers.CharField(help_text="written, verbal or electronic; empty: not recorded.")
+    granted_at_reason = serializers.CharField()
+    status = serializers.CharField(help_text="awaiting_confirmation or confirmed (by an officer).")
     recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.IntegerField(source="recorded_by_id")
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    confirmed_by = serializers.IntegerField(source="confirmed_by_id", allow_null=True)
     withdrawn_at = serializers.DateTimeField(allow_null=True)
     withdrawal_reason = serializers.CharField()
 
@@ -101,6 +112,31 @@ class AuthorisationRefOutput(serializers.Serializer):
 class AuthorisationCheckOutput(serializers.Serializer):
     covers = serializers.BooleanField(help_text="Whether the cited authorisation covered this look when it happened.")
     problems = serializers.ListField(child=serializers.CharField(), help_text="Why it does not; empty if it does.")
+
+
+class CoveredByConsentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    given_by = serializers.CharField(allow_null=True)
+    method = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    granted_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    scope = serializers.ListField(child=serializers.CharField())
+
+
+class CoveredByAuthorisationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    urn = serializers.CharField()
+    case = serializers.IntegerField()
+    cited = serializers.BooleanField()
+
+
+class CoveredByOutput(serializers.Serializer):
+    covered = serializers.BooleanField()
+    consent = CoveredByConsentOutput(allow_null=True)
+    authorisation = CoveredByAuthorisationOutput(allow_null=True)
+    reason = serializers.CharField()
 
 
 class ViewingFlagOutput(serializers.Serializer):
@@ -153,6 +189,10 @@ class ViewingOutput(serializers.Serializer):
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
     supersede_reason = serializers.CharField()
     superseded_by = serializers.SerializerMethodField()
+    covered_by = serializers.SerializerMethodField(
+        help_text="What covered the look when it happened (consent and/or authorisation, cited or not) and why, "
+        "or why nothing did."
+    )
     flags = serializers.SerializerMethodField()
 
     @extend_schema_field(ExternalAuthority(allow_null=True))
@@ -175,6 +215,25 @@ class ViewingOutput(serializers.Serializer):
             at=viewing.viewed_at,
         )
         return {"covers": not problems, "problems": problems}
+
+    @extend_schema_field(CoveredByOutput)
+    def get_covered_by(self, viewing):
+        cover = getattr(viewing, "covered_by_output", None)
+        if cover is None:
+            if not all(relation.is_cached(viewing) for relation in _SELDOM_SET):
+                _read_seldom_set([viewing])
+            cover = covered_by(
+                viewed_at=viewing.viewed_at,
+                practitioner_id=viewing.practitioner_id,
+                platform=viewing.profile.platform,
+                consent=viewing.consent,
+                authorisation=viewing.covering_authorisation,
+                cited_authorisation_id=viewing.authorisation_id,
+                confirmation_needed=getattr(viewing, "confirmation_needed", None)
+                if getattr(viewing, "confirmation_needed", None) is not None
+                else needs_confirmation(policy_rules_in_force()),
+            )
+        return cover
 
     def get_superseded_by(self, viewing) -> int | None:
         correction = getattr(viewing, "superseded_by", None)
@@ -245,18 +304,32 @@ class ViewingOutput(serializers.Serializer):
                 "granted_at": moment_text(consent.granted_at),
                 "expires_at": moment_text(consent.expires_at),
                 "evidence": consent.evidence,
+                "given_by": consent.given_by,
+                "given_by_name": consent.given_by_name,
+                "method": consent.method,
+                "granted_at_reason": consent.granted_at_reason,
+                "status": consent.status,
                 "recorded_at": moment_text(consent.recorded_at),
+                "recorded_by": consent.recorded_by_id,
+                "confirmed_at": moment_text(consent.confirmed_at),
+                "confirmed_by": consent.confirmed_by_id,
                 "withdrawn_at": moment_text(consent.withdrawn_at),
                 "withdrawal_reason": consent.withdrawal_reason,
             },
             "supersedes": viewing.supersedes_id,
             "supersede_reason": viewing.supersede_reason,
             "superseded_by": self.get_superseded_by(viewing),
+            "covered_by": self.get_covered_by(viewing),
             "flags": self.get_flags(viewing),
         }
 
 
-_SELDOM_SET = (Viewing.consent.field, Viewing.authorisation.field, Viewing.superseded_by.related)
+_SELDOM_SET = (
+    Viewing.consent.field,
+    Viewing.authorisation.field,
+    Viewing.superseded_by.related,
+    Viewing.covering_authorisation.field,
+)
 
 
 def _read_seldom_set(viewings) -> None:
@@ -266,8 +339,14 @@ def _read_seldom_set(viewings) -> None:
     looks have none of them; joining all three into the statement that reads the page made
     PostgreSQL plan it ten times as long (every table joined multiplies the join orders
     weighed), longer than reading the page took."""
-    consent, authorisation, correction = _SELDOM_SET
-    for field in (consent, authorisation):
+    consent, authorisation, correction, covering = _SELDOM_SET
+    # Whether consent needs confirmation (the policy in force), once for the page.
+    if any(getattr(viewing, "confirmation_needed", None) is None for viewing in viewings):
+        needed = needs_confirmation(policy_rules_in_force())
+        for viewing in viewings:
+            if getattr(viewing, "confirmation_needed", None) is None:
+                viewing.confirmation_needed = needed
+    for field in (consent, authorisation, covering):
         pending = [viewing for viewing in viewings if not field.is_cached(viewing)]
         keys = {getattr(viewing, field.attname) for viewing in pending} - {None}
         rows = field.related_model._base_manager.all()
@@ -337,29 +416,6 @@ def _flag_link(link) -> dict:
 # --- Check before you look ------------------------------------------------------------------------
 
 
-class CheckConsentOutput(serializers.Serializer):
-    id = serializers.IntegerField(allow_null=True, help_text="null for a consent another team recorded.")
-    scope = serializers.ListField(child=serializers.CharField(), allow_null=True)
-    granted_at = serializers.DateTimeField(allow_null=True)
-    expires_at = serializers.DateTimeField(allow_null=True)
-
-
-class CheckAuthorisationOutput(serializers.Serializer):
-    id = serializers.IntegerField(allow_null=True, help_text="null for an authorisation you may not see.")
-    urn = serializers.CharField(allow_null=True)
-    cited = serializers.BooleanField(help_text="Whether the look cites it.")
-
-
-class CheckCoverOutput(serializers.Serializer):
-    covered = serializers.BooleanField(help_text="Whether consent or an authorisation would cover the look.")
-    consent = CheckConsentOutput(allow_null=True, help_text="The consent in effect for the platform then, if any.")
-    authorisation = CheckAuthorisationOutput(
-        allow_null=True, help_text="The authorisation in force whose scope includes the look, cited or not."
-    )
-    authorisation_check = AuthorisationCheckOutput(allow_null=True, help_text="The cited authorisation, if any.")
-    reason = serializers.CharField(help_text="Why it would be covered, or why not, in plain words.")
-
-
 class CheckFlagOutput(serializers.Serializer):
     rule = serializers.CharField()
     severity = serializers.CharField()
@@ -384,6 +440,9 @@ class ViewingCheckOutput(serializers.Serializer):
     subject = serializers.IntegerField()
     viewed_at = serializers.DateTimeField()
     policy_version = serializers.IntegerField(allow_null=True)
-    covered_by = CheckCoverOutput()
+    covered_by = CoveredByOutput(help_text="What would cover the look and why, as a logged viewing says it.")
+    authorisation_check = AuthorisationCheckOutput(
+        allow_null=True, help_text="Whether the authorisation cited would cover the look; null if none is cited."
+    )
     flags = CheckFlagOutput(many=True)
     advice = serializers.ListField(child=serializers.CharField(), help_text="What to do, in plain English.")

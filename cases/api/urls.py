@@ -10,6 +10,7 @@ urlpatterns = [
     path("subjects/<id:pk>/", views.SubjectDetailApi.as_view(), name="subject-detail"),
     path("subjects/<id:pk>/profiles/", views.ProfileCreateApi.as_view(), name="profile-create"),
     path("subjects/<id:pk>/consents/", views.ConsentCreateApi.as_view(), name="consent-create"),
+    path("consents/<id:pk>/confirm/", views.ConsentConfirmApi.as_view(), name="consent-confirm"),
     path("consents/<id:pk>/withdraw/", views.ConsentWithdrawApi.as_view(), name="consent-withdraw"),
     path("viewings/", views.ViewingListCreateApi.as_view(), name="viewing-list"),
     path("viewings/check/", views.ViewingCheckApi.as_view(), name="viewing-check"),

@@ -25,7 +25,16 @@ from cases.api.serializers import (
     ViewingCheckOutput,
     ViewingOutput,
 )
-from cases.models import AccessMethod, Case, Interaction, Profile, Purpose, Relationship
+from cases.models import (
+    AccessMethod,
+    Case,
+    ConsentGivenBy,
+    ConsentMethod,
+    Interaction,
+    Profile,
+    Purpose,
+    Relationship,
+)
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import InvalidInput, NotFound
 from evidence_service.api.fields import EARLIEST_MOMENT, FieldsCopiedOnce, IdField, MomentField, PeriodFilters
@@ -211,7 +220,19 @@ class ConsentCreateApi(_Api):
         )
         granted_at = MomentField()
         expires_at = MomentField(required=False, allow_null=True)
-        evidence = serializers.CharField(max_length=5000)
+        evidence = serializers.CharField(
+            max_length=5000, help_text="How it was given and where the record is kept (10+ characters)."
+        )
+        given_by = serializers.ChoiceField(choices=ConsentGivenBy.choices)
+        given_by_name = serializers.CharField(max_length=200)
+        method = serializers.ChoiceField(choices=ConsentMethod.choices)
+        granted_at_reason = serializers.CharField(
+            max_length=5000,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="Needed when granted_at is more than 7 days before now: why it is recorded late.",
+        )
 
     @extend_schema(request=Input, responses={201: ConsentOutput})
     def post(self, request, pk: int):
@@ -235,6 +256,25 @@ class ConsentWithdrawApi(_Api):
         data.is_valid(raise_exception=True)
         consent = selectors.consent_get(user=request.user, consent_id=pk)
         consent = services.consent_withdraw(
+            ctx=AuditContext.from_request(request), consent=consent, **data.validated_data
+        )
+        return Response(ConsentOutput(consent).data)
+
+
+class ConsentConfirmApi(_Api):
+    """An officer confirms a consent (RIPA officers and the SRO only)."""
+
+    write_roles = (Role.RIPA_OFFICER, Role.SRO)
+
+    class Input(serializers.Serializer):
+        note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+    @extend_schema(request=Input, responses=ConsentOutput)
+    def post(self, request, pk: int):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        consent = selectors.consent_get(user=request.user, consent_id=pk)
+        consent = services.consent_confirm(
             ctx=AuditContext.from_request(request), consent=consent, **data.validated_data
         )
         return Response(ConsentOutput(consent).data)

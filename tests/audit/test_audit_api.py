@@ -13,6 +13,7 @@ from audit import keys
 from audit import log as audit_log
 from audit.api.views import AccessHistoryApi, AuditEventOutput
 from audit.models import AuditEvent
+from cases.api.serializers import ViewingOutput
 from cases.models import Viewing
 from evidence_service.api.fields import moment_text
 
@@ -215,10 +216,13 @@ def test_the_event_list_answers_exactly_what_its_documented_serializer_gives(
 
 
 def test_the_access_history_answers_exactly_what_its_documented_serializer_gives(audrey, history, client_for):
+    viewings = list(Viewing.objects.filter(subject=history).order_by("viewed_at", "id"))
+    for viewing in viewings:  # what covered each look: as the viewing's own answer says it
+        viewing.covered_by = ViewingOutput().get_covered_by(viewing)
     expected = AccessHistoryApi.Output(
         {
             "subject": history,
-            "viewings": Viewing.objects.filter(subject=history).order_by("viewed_at", "id"),
+            "viewings": viewings,
             "events": AuditEvent.objects.touching_subject(history.pk).order_by("id"),
             "next": None,
         }

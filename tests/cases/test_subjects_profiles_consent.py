@@ -190,7 +190,14 @@ def test_recording_consent(alice, jane, client_for):
     granted = timezone.now() - timedelta(days=1)
     response = client_for(alice).post(
         f"/api/v1/subjects/{jane.pk}/consents/",
-        {"scope": ["facebook", "instagram"], "granted_at": granted.isoformat(), "evidence": "Signed form, 3 May"},
+        {
+            "scope": ["facebook", "instagram"],
+            "granted_at": granted.isoformat(),
+            "evidence": "Signed form, 3 May",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+        },
         format="json",
     )
     assert response.status_code == 201
@@ -211,7 +218,14 @@ def test_consent_scope_and_dates_are_checked(alice, jane, client_for):
         ({"evidence": "   "}, "evidence"),
     ]
     for override, field in cases:
-        payload = {"scope": ["all"], "granted_at": (now - timedelta(days=2)).isoformat(), "evidence": "form"}
+        payload = {
+            "scope": ["all"],
+            "granted_at": (now - timedelta(days=2)).isoformat(),
+            "evidence": "Signed form on file",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+        }
         payload.update(override)
         response = client.post(f"/api/v1/subjects/{jane.pk}/consents/", payload, format="json")
         assert response.status_code == 400, override

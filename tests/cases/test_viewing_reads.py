@@ -163,13 +163,23 @@ def test_the_consent_found_is_the_newest_in_effect_for_the_platform(jane, alice,
         expected = next(
             (
                 consent
-                for consent in Consent.objects.filter(subject=jane).in_effect_at(at).order_by("-granted_at", "-id")
+                for consent in Consent.objects.filter(subject=jane)
+                .in_effect_at(at, logged_at=timezone.now())
+                .order_by("-granted_at", "-id")
                 if consent.covers_platform(platform)
             ),
             None,
         )
         found = viewing_context(actor=alice, case=north_case, subject_id=jane.pk, platform=platform, at=at).consent
         assert found == expected, (offset, platform)
+        # A look first logged before the consents were recorded is covered by none of them.
+        before = min(consent.recorded_at for consent in Consent.objects.filter(subject=jane)) - timedelta(seconds=1)
+        assert (
+            viewing_context(
+                actor=alice, case=north_case, subject_id=jane.pk, platform=platform, at=at, logged_at=before
+            ).consent
+            is None
+        )
         if found is not None:
             assert (found.scope, found.granted_at, found.expires_at) == (
                 expected.scope,

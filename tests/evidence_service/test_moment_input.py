@@ -26,7 +26,15 @@ def test_a_consent_granted_before_1900_is_refused_naming_the_field(alice, jane, 
 def test_a_consent_granted_in_1900_is_answered_as_an_rfc3339_date_time(alice, jane, client_for):
     response = client_for(alice).post(
         f"/api/v1/subjects/{jane.pk}/consents/",
-        {"scope": ["instagram"], "granted_at": "1900-01-01T00:00:00Z", "evidence": "Form on file"},
+        {
+            "scope": ["instagram"],
+            "granted_at": "1900-01-01T00:00:00Z",
+            "evidence": "Form on file",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+            "granted_at_reason": "Found in the archive of the old paper files",
+        },
         format="json",
     )
     assert response.status_code == 201

@@ -313,7 +313,9 @@ def test_a_safe_request_with_transfer_encoding_is_served(alice, client_for, meth
 
 
 def test_lower_case_t_and_z_are_taken(alice, client_for, north_case, jane_profile):
-    body = viewing_body(north_case, jane_profile, viewed_at="2026-11-02t09:15:00z", late_entry_reason="Late")
+    body = viewing_body(
+        north_case, jane_profile, viewed_at="2026-11-02t09:15:00z", late_entry_reason="Logged late from my notes"
+    )
     response = client_for(alice).post("/api/v1/viewings/", body, format="json")
     assert response.status_code == 201, response.content
     assert Viewing.objects.get().viewed_at.isoformat() == "2026-11-02T09:15:00+00:00"
@@ -327,6 +329,8 @@ def test_full_width_digits_are_not_a_date(alice, client_for, north_case, jane_pr
 
 @pytest.mark.parametrize("offset", ["+00:60", "+24:00"])
 def test_an_offset_out_of_range_is_refused(alice, client_for, north_case, jane_profile, offset):
-    body = viewing_body(north_case, jane_profile, viewed_at=f"2026-11-26T10:00:00{offset}", late_entry_reason="x")
+    body = viewing_body(
+        north_case, jane_profile, viewed_at=f"2026-11-26T10:00:00{offset}", late_entry_reason="Written up late"
+    )
     response = client_for(alice).post("/api/v1/viewings/", body, format="json")
     assert response.status_code == 400 and "viewed_at" in response.json()["fields"]
