@@ -143,6 +143,7 @@ def _covered_by(row: dict[str, Any], confirmation_needed: bool) -> dict[str, Any
         viewed_at=row["viewed_at"],
         practitioner_id=row["practitioner_id"],
         confirmation_needed=confirmation_needed,
+        logged_at=row["recorded_at"] if row["supersedes_id"] is None else None,
     )
     return covered_by_values(
         consent=None

@@ -116,6 +116,8 @@ with transaction.atomic():
                     Consent.objects.create(
                         subject=subject, scope=["all"], granted_at=timezone.now() - timedelta(days=30),
                         evidence="Signed form on file", recorded_by=members[0],
+                        given_by="subject", given_by_name=subject.display_name, method="written",
+                        status="confirmed",
                     )
                 profiles.append({{"profile": profile.pk, "subject": subject.pk}})
             cases.append({{"case": case.pk, "profiles": profiles}})

@@ -156,6 +156,10 @@ def main() -> None:
                         granted_at=timezone.now() - timedelta(days=30),
                         evidence="Signed form on file",
                         recorded_by=alice,
+                        given_by="subject",
+                        given_by_name=person.display_name,
+                        method="written",
+                        status="confirmed",  # confirmed by an officer: it covers alice's looks
                     )
                 profiles[kind].append(profile)
         now = timezone.now()

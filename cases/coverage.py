@@ -63,13 +63,20 @@ def consent_counts(
     viewed_at: datetime,
     practitioner_id: int,
     confirmation_needed: bool,
+    logged_at: datetime | None = None,
 ) -> tuple[bool, str]:
     """Whether the consent stored on a look (in effect and recorded before the look was
-    logged, worked out then) counts as cover now, and why not when it does not."""
+    logged, worked out then) counts as cover now, and why not when it does not. A withdrawal
+    takes effect at its ``withdrawn_at``, even recorded later: for looks made after it, and
+    for looks logged after it (``logged_at``: when the look was logged; None for a
+    correction, judged by its moment alone: the look it corrects was logged earlier), since
+    the moment a look is said to have happened is the practitioner's word."""
     if consent_id is None:
         return False, ""
     if withdrawn_at is not None and withdrawn_at <= viewed_at:
         return False, f"consent {consent_id} was withdrawn at {_when(withdrawn_at)}, before this look"
+    if withdrawn_at is not None and logged_at is not None and withdrawn_at <= logged_at:
+        return False, f"consent {consent_id} was withdrawn at {_when(withdrawn_at)}, before this look was logged"
     if confirmation_needed and status != CONFIRMED and recorded_by_id == practitioner_id:
         return False, (
             f"consent {consent_id} was recorded by the practitioner who looked and awaits an officer's confirmation"
@@ -82,13 +89,14 @@ def covered_by(
     viewed_at: datetime,
     practitioner_id: int,
     platform: str,
+    logged_at: datetime | None = None,
     consent: Any = None,
     authorisation: Any = None,
     cited_authorisation_id: int | None = None,
     confirmation_needed: bool = True,
 ) -> dict[str, Any]:
     """``covered_by`` of a look from its consent and covering authorisation (model instances
-    or None)."""
+    or None); ``logged_at``: as for ``consent_counts``."""
     consent_ok, consent_why = consent_counts(
         consent_id=getattr(consent, "pk", None),
         status=getattr(consent, "status", None),
@@ -97,6 +105,7 @@ def covered_by(
         viewed_at=viewed_at,
         practitioner_id=practitioner_id,
         confirmation_needed=confirmation_needed,
+        logged_at=logged_at,
     )
     return covered_by_values(
         consent=None

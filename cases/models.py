@@ -173,10 +173,16 @@ class ConsentQuerySet(models.QuerySet):
 
     def in_effect_at(self, moment, logged_at=None) -> ConsentQuerySet:
         """Consents granted by ``moment`` and neither expired nor withdrawn at it, recorded
-        by ``logged_at`` (when the look was first logged; default ``moment``): a consent covers
-        only looks logged after it was recorded. Scope (platforms) is checked by
+        by ``logged_at`` (when the look was first logged; default ``moment``) and not withdrawn
+        by then: a consent covers only looks logged after it was recorded and before it was
+        withdrawn. Scope (platforms) is checked by
         ``Consent.covers_platform``."""
-        return self.filter(granted_at__lte=moment, recorded_at__lte=logged_at or moment).filter(
+        logged_at = logged_at or moment
+        return self.filter(
+            Q(withdrawn_at__isnull=True) | Q(withdrawn_at__gt=logged_at),
+            granted_at__lte=moment,
+            recorded_at__lte=logged_at,
+        ).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=moment),
             Q(withdrawn_at__isnull=True) | Q(withdrawn_at__gt=moment),
         )

@@ -134,15 +134,16 @@ def _lock(person: str) -> str:
 
 def _context_joins(person: str) -> str:
     """The policy in force, and one row per consent of the person in effect at the moment
-    given and recorded by the moment the look was logged (four parameters: the moment three
-    times, then that of logging), newest first (``Consent.objects.in_effect_at``, written out)."""
+    given, recorded by the moment the look was logged and not withdrawn by then (five
+    parameters: the moment three times, then that of logging twice), newest first
+    (``Consent.objects.in_effect_at``, written out)."""
     return f"""LEFT JOIN (
                 SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
             ) policy ON 1 = 1
             LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = {person} AND consent.granted_at <= %s
                 AND (consent.expires_at IS NULL OR consent.expires_at > %s)
                 AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)
-                AND consent.recorded_at <= %s"""
+                AND consent.recorded_at <= %s AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)"""
 
 
 def _context_columns(person: str, case: str) -> tuple[str, ...]:
@@ -218,6 +219,7 @@ def viewing_context(
     ``lock`` (a check, which logs nothing) no lock is taken."""
     _require_transaction()
     locking = lock and connection.vendor == "postgresql"
+    now = timezone.now()
     rows = select_joined(
         [(Consent, "consent")],
         f"""FROM {Subject._meta.db_table} person
@@ -234,7 +236,8 @@ def viewing_context(
             at,
             at,
             at,
-            logged_at or timezone.now(),
+            logged_at or now,
+            logged_at or now,
             subject_id,
         ],
         extra=(
@@ -257,6 +260,7 @@ def viewing_scope(
     otherwise), the person's lock (unless not ``lock``), and the context. Must run inside
     the viewing's transaction."""
     _require_transaction()
+    now = timezone.now()
     user_id = user.pk if getattr(user, "is_practitioner", False) else None
     rows = select_joined(
         [(Case, "c"), (Profile, "profile"), (Consent, "consent")],
@@ -264,7 +268,7 @@ def viewing_scope(
             {_lock("profile.subject_id") if lock else ""}
             {_context_joins("profile.subject_id")}
             ORDER BY consent.granted_at DESC, consent.id DESC""",
-        [case_id, user_id, profile_id, user_id, at, at, at, timezone.now()],
+        [case_id, user_id, profile_id, user_id, at, at, at, now, now],
         extra=_context_columns("profile.subject_id", "c.id"),
     )
     case, profile = rows[0][0], rows[0][1]

@@ -517,6 +517,48 @@ def _corrected_records(supersedes: Viewing | None) -> list[Viewing]:
     return chain
 
 
+def viewing_authorisation_cover(
+    *, context: ViewingContext, profile: Profile, case: Case, viewed_at: datetime, corrected: list[Viewing] = ()
+) -> tuple[AuthorisationCoverage, Authorisation | None]:
+    """The person's authorisations around a look at ``viewed_at`` (and the moments of the
+    records it corrects, ``corrected``), read once for the record and for detection, and the
+    one covering the look: only the look's own case's can. For logging a look and for
+    checking one before it is made (the same code path)."""
+    times = [viewed_at, *(record.viewed_at for record in corrected)]
+    if context.has_authorisations:
+        window = timedelta(days=_repeat_window_days(context.policy))
+        coverage = AuthorisationCoverage.load(
+            subject_id=profile.subject_id, since=min(times) - window, until=max(times) + window
+        )
+    else:
+        coverage = AuthorisationCoverage.NONE
+    return coverage, coverage.covering(profile_id=profile.pk, platform=profile.platform, at=viewed_at, case_id=case.pk)
+
+
+def viewing_cover(
+    *,
+    context: ViewingContext,
+    practitioner_id: int,
+    platform: str,
+    viewed_at: datetime,
+    logged_at: datetime | None,
+    covering: Authorisation | None,
+    cited_authorisation_id: int | None,
+) -> dict:
+    """``covered_by`` (cases/coverage.py) of a look being logged (or checked): the consent
+    ``context`` found and the authorisation ``viewing_authorisation_cover`` found."""
+    return covered_by(
+        viewed_at=viewed_at,
+        practitioner_id=practitioner_id,
+        platform=platform,
+        logged_at=logged_at,
+        consent=context.consent,
+        authorisation=covering,
+        cited_authorisation_id=cited_authorisation_id,
+        confirmation_needed=needs_confirmation(context.policy.rules if context.policy else None),
+    )
+
+
 def _viewing_to_log(
     *,
     ctx: AuditContext,
@@ -569,18 +611,8 @@ def _viewing_to_log(
     )
     if problems:
         raise InvalidInput("The viewing cannot be logged.", fields=problems)
-    # The person's authorisations around the look (and the moments it corrects), read once
-    # for the record and for detection; only the look's own case's can cover it.
-    times = [viewed_at, *(record.viewed_at for record in corrected)]
-    if context.has_authorisations:
-        window = timedelta(days=_repeat_window_days(context.policy))
-        coverage = AuthorisationCoverage.load(
-            subject_id=profile.subject_id, since=min(times) - window, until=max(times) + window
-        )
-    else:
-        coverage = AuthorisationCoverage.NONE
-    covering = coverage.covering(
-        profile_id=profile.pk, platform=profile.platform, at=viewed_at, case_id=details.case.pk
+    coverage, covering = viewing_authorisation_cover(
+        context=context, profile=profile, case=details.case, viewed_at=viewed_at, corrected=corrected
     )
     viewing = Viewing(
         case=details.case,
@@ -634,14 +666,14 @@ def _viewing_to_log(
         if details.authorisation is not None
         else []
     )
-    cover = covered_by(
-        viewed_at=viewed_at,
+    cover = viewing_cover(
+        context=context,
         practitioner_id=ctx.actor.pk,
         platform=profile.platform,
-        consent=context.consent,
-        authorisation=covering,
+        viewed_at=viewed_at,
+        logged_at=None if supersedes is not None else now,
+        covering=covering,
         cited_authorisation_id=viewing.authorisation_id,
-        confirmation_needed=needs_confirmation(context.policy.rules if context.policy else None),
     )
     return viewing, context, authorisation_problems, coverage, cover
 

@@ -102,6 +102,7 @@ class Look:
             viewed_at=viewing.viewed_at,
             practitioner_id=viewing.practitioner_id,
             confirmation_needed=self.confirmation_needed,
+            logged_at=viewing.recorded_at if viewing.supersedes_id is None else None,
         )[0]
 
     @property
@@ -153,6 +154,7 @@ def _looks_around(viewing: Viewing, window: timedelta, confirmation_needed: bool
     times = [viewing.viewed_at, *(moment for _pk, moment in getattr(viewing, "corrected_records", ()))]
     counts = f"""(look.consent_id IS NOT NULL
                   AND (cs.withdrawn_at IS NULL OR cs.withdrawn_at > look.viewed_at)
+                  AND (cs.withdrawn_at IS NULL OR look.supersedes_id IS NOT NULL OR cs.withdrawn_at > look.recorded_at)
                   AND (cs.status = '{CONFIRMED}' OR cs.recorded_by_id <> look.practitioner_id OR %s))"""
     rows = select_values(
         Viewing,

@@ -113,9 +113,19 @@ ENDPOINTS = [
         lambda w: {
             "scope": ["all"],
             "granted_at": (timezone.now() - timedelta(days=1)).isoformat(),
-            "evidence": "form",
+            "evidence": "Signed form on the case file",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
         },
         expect(**PRACTITIONER_WRITE_IN_SCOPE),
+    ),
+    (
+        "consent confirm",
+        "post",
+        lambda w: f"/api/v1/consents/{w.consent.pk}/confirm/",
+        lambda w: {"note": "Checked the signed form"},
+        expect(alice=403, bob=403, audrey=403, adam=403),
     ),
     (
         "consent withdraw",

@@ -226,6 +226,7 @@ class ViewingOutput(serializers.Serializer):
                 viewed_at=viewing.viewed_at,
                 practitioner_id=viewing.practitioner_id,
                 platform=viewing.profile.platform,
+                logged_at=viewing.recorded_at if viewing.supersedes_id is None else None,
                 consent=viewing.consent,
                 authorisation=viewing.covering_authorisation,
                 cited_authorisation_id=viewing.authorisation_id,

@@ -229,7 +229,7 @@ def test_consent_recorded_after_the_looks_does_not_cover_them_even_when_granted_
 # --- 4. Back-dated withdrawal --------------------------------------------------------------------
 
 
-def test_a_back_dated_withdrawal_uncovers_the_looks_made_after_it_and_reopens_counting(
+def test_a_back_dated_withdrawal_uncovers_the_looks_made_or_logged_after_it_and_reopens_counting(
     alice, audrey, north_case, jane, jane_profile, client_for
 ):
     consent = ConsentFactory(subject=jane, scope=["instagram"], granted_at=NOW() - timedelta(days=20))
@@ -245,7 +245,10 @@ def test_a_back_dated_withdrawal_uncovers_the_looks_made_after_it_and_reopens_co
     assert withdrawn.status_code == 200
     detail = client.get(f"/api/v1/viewings/{after['id']}/").json()
     assert detail["covered_by"]["covered"] is False and "withdrawn" in detail["covered_by"]["reason"]
-    assert client.get(f"/api/v1/viewings/{before['id']}/").json()["covered_by"]["covered"] is True
+    # Both were logged after the withdrawal took effect: when a look happened is the
+    # practitioner's word, when it was logged is the server's.
+    earlier = client.get(f"/api/v1/viewings/{before['id']}/").json()["covered_by"]
+    assert earlier["covered"] is False and "before this look was logged" in earlier["reason"]
     listed = {row["id"]: row for row in client.get(f"/api/v1/viewings/?subject={jane.pk}").json()["results"]}
     assert listed[after["id"]]["covered_by"]["covered"] is False
     uncovered = (
@@ -253,13 +256,25 @@ def test_a_back_dated_withdrawal_uncovers_the_looks_made_after_it_and_reopens_co
         .get("/api/v1/audit/access-history/", {"subject": jane.pk, "covered": "false"})
         .json()["viewings"]
     )
-    assert [row["viewing"] for row in uncovered] == [after["id"]]
+    assert [row["viewing"] for row in uncovered] == [before["id"], after["id"]]
     csv = client_for(audrey).get("/api/v1/audit/access-history/", {"subject": jane.pk, "format": "csv"})
     assert "withdrawn" in b"".join(csv.streaming_content).decode()
-    # Counting reopens: the look after the withdrawal and a new one make two.
+    # Counting reopens: the looks since the withdrawal and a new one make three.
     now = look(client, north_case, jane_profile)
     [repeat] = [flag for flag in now["flags"] if flag["rule"] == "REPEAT_VIEWING"]
-    assert repeat["counted_viewing_ids"] == [after["id"], now["id"]]
+    assert repeat["counted_viewing_ids"] == [before["id"], after["id"], now["id"]]
+
+
+def test_looks_back_dated_to_before_a_withdrawal_are_not_covered_by_it(
+    alice, north_case, jane, jane_profile, client_for
+):
+    consent = ConsentFactory(subject=jane, scope=["instagram"], granted_at=NOW() - timedelta(days=20))
+    client = client_for(alice)
+    client.post(f"/api/v1/consents/{consent.pk}/withdraw/", {"reason": "She asked us to stop"}, format="json")
+    first = look(client, north_case, jane_profile, days_ago=3)
+    second = look(client, north_case, jane_profile, days_ago=2)
+    assert first["consent"] is None and second["covered_by"]["covered"] is False
+    assert "REPEAT_VIEWING" in rules(second)
 
 
 # --- 5. Another team's authorisation -------------------------------------------------------------

@@ -58,10 +58,26 @@ def test_a_consent_withdrawn_yesterday_does_not_cover_a_look_today(alice, north_
     assert log(alice, north_case, jane_profile).json()["consent"] is None
 
 
-def test_a_look_before_the_withdrawal_was_covered(alice, north_case, jane_profile, log):
-    consent = ConsentFactory(subject=jane_profile.subject, withdrawn_at=timezone.now() - timedelta(days=1))
+def test_a_look_logged_after_the_withdrawal_is_not_covered_even_if_said_to_be_before_it(
+    alice, north_case, jane_profile, log
+):
+    """Issue 18: when a look happened is the practitioner's word; a withdrawal takes effect
+    for every look logged after it."""
+    ConsentFactory(subject=jane_profile.subject, withdrawn_at=timezone.now() - timedelta(days=1))
     two_days_ago = (timezone.now() - timedelta(days=2)).isoformat()
-    assert log(alice, north_case, jane_profile, viewed_at=two_days_ago).json()["consent"]["id"] == consent.pk
+    body = log(alice, north_case, jane_profile, viewed_at=two_days_ago).json()
+    assert body["consent"] is None and body["covered_by"]["covered"] is False
+
+
+def test_a_look_logged_before_the_withdrawal_stays_covered(alice, north_case, jane_profile, log, client_for):
+    consent = ConsentFactory(subject=jane_profile.subject, scope=["instagram"])
+    body = log(alice, north_case, jane_profile).json()
+    assert body["consent"]["id"] == consent.pk and body["covered_by"]["covered"] is True
+    withdrawn = client_for(alice).post(
+        f"/api/v1/consents/{consent.pk}/withdraw/", {"reason": "Asked to stop"}, format="json"
+    )
+    assert withdrawn.status_code == 200
+    assert client_for(alice).get(f"/api/v1/viewings/{body['id']}/").json()["covered_by"]["covered"] is True
 
 
 @pytest.mark.parametrize(
