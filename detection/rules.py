@@ -326,6 +326,8 @@ def late_entries(look: Look, severity: str, params: dict[str, Any]) -> Finding |
             subject_id=viewing.subject_id, practitioner_id=viewing.practitioner_id, recorded_at__gte=since
         )
         .exclude(late_entry_reason="")
+        # A late entry corrected by another late entry is one look (the correction counts).
+        .exclude(superseded_by__late_entry_reason__gt="")
         .order_by("recorded_at", "id")
         .values_list("id", flat=True)
     )

@@ -133,6 +133,19 @@ def test_late_entries_about_one_person_raise_a_flag(alice, north_case, jane_prof
     assert Flag.objects.get().rule == "LATE_ENTRIES"
 
 
+def test_correcting_a_late_entry_is_still_one_late_entry(alice, north_case, jane_profile, client_for):
+    client = client_for(alice)
+    first = look(client, north_case, jane_profile, days_ago=40, late_entry_reason="Found in my notebook today")
+    reason = "Found in my notebook today, wrong purpose"
+    corrected = correct(client, first["id"], north_case, jane_profile, days_ago=40, late_entry_reason=reason)
+    assert "LATE_ENTRIES" not in rules(corrected)
+    # Correcting it without a reason does not erase it either: the next late entry is the second.
+    again = correct(client, corrected["id"], north_case, jane_profile, days_ago=40)
+    assert "LATE_ENTRIES" not in rules(again)
+    second = look(client, north_case, jane_profile, days_ago=10, late_entry_reason="Found in my notebook as well")
+    assert "LATE_ENTRIES" in rules(second)
+
+
 # --- 2. Self-certified consent -------------------------------------------------------------------
 
 

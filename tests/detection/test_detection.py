@@ -117,10 +117,16 @@ def test_views_covered_by_consent_do_not_count(alice_client, north_case, jane_pr
     assert look(alice_client, north_case, jane_profile)["flags"] == []
 
 
-def test_a_look_under_a_consent_withdrawn_yesterday_counts(alice_client, north_case, jane_profile):
-    ConsentFactory(subject=jane_profile.subject, withdrawn_at=timezone.now() - timedelta(days=1))
+def test_a_look_after_a_consent_is_withdrawn_counts(alice_client, north_case, jane_profile):
+    consent = ConsentFactory(subject=jane_profile.subject)
     covered = look(alice_client, north_case, jane_profile, days_ago=2)
     assert covered["consent"] is not None
+    # Withdrawn after that look was logged (issue 18: a look logged after the withdrawal is
+    # not covered, whatever moment it gives).
+    withdrawn = alice_client.post(
+        f"/api/v1/consents/{consent.pk}/withdraw/", {"reason": "Asked to stop"}, format="json"
+    )
+    assert withdrawn.status_code == 200
     uncovered = look(alice_client, north_case, jane_profile)
     assert uncovered["consent"] is None and uncovered["flags"] == []  # one uncovered look only
     assert rules_of(look(alice_client, north_case, jane_profile)) == ["REPEAT_VIEWING"]
