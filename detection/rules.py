@@ -331,6 +331,9 @@ def late_entries(look: Look, severity: str, params: dict[str, Any]) -> Finding |
         .order_by("recorded_at", "id")
         .values_list("id", flat=True)
     )
+    if viewing.pk is None and viewing.supersedes_id in late:
+        # Not yet written, this correction does not yet hide the late entry it corrects.
+        late.remove(viewing.supersedes_id)
     if viewing.pk not in late:
         late.append(viewing.pk)
     if len(late) < params["threshold"]:
