@@ -40,6 +40,7 @@ RULE_ADVICE = {
         "within them."
     ),
     RuleCode.CLOSED_CASE: "The case is closed: do not look for it unless the case is reopened with a reason.",
+    RuleCode.LATE_ENTRIES: "Log each look when it happens: an officer reviews a run of late entries about one person.",
 }
 
 
