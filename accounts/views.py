@@ -47,7 +47,7 @@ class AuditedLoginView(auth_views.LoginView):
                 ctx=AuditContext.from_request(self.request), user=form.get_user(), username=form.get_user().username
             )
             response = super().form_valid(form)
-        self.login_attempt.succeeded()
+            self.login_attempt.succeeded()
         return response
 
     def form_invalid(self, form):

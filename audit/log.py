@@ -117,12 +117,47 @@ def _sign(state: AuditLogState) -> AuditCheckpoint:
             ) from exc
     signer = keys.signer()
     note = sign_checkpoint(Checkpoint(settings.AUDIT_LOG_ORIGIN, state.tree_size, bytes(state.root)), signer)
-    return AuditCheckpoint.objects.create(
+    checkpoint = AuditCheckpoint.objects.create(
         tree_size=state.tree_size,
         root=bytes(state.root),
         note=note,
         key_id=signer.key_id.hex(),
         signed_at=timezone.now(),
+    )
+    if previous is not None and previous.key_id != checkpoint.key_id:
+        _record_key_rotation(previous, checkpoint, signer.verifier())
+    return checkpoint
+
+
+def _record_key_rotation(previous: AuditCheckpoint, checkpoint: AuditCheckpoint, verifier) -> None:
+    """The first checkpoint signed with a new key is recorded as ``audit.key_rotated``, in
+    its own transaction, naming both keys: however the key was changed, the log says when.
+    An earlier key that is no longer trusted (not in ``AUDIT_VERIFIER_KEYS``) is said so
+    too, and logged: the checkpoints it signed no longer verify until it is trusted again."""
+    from audit.services import AuditContext, audit_record
+
+    previous_trusted = keys.verifier_for(previous.key_id) is not None
+    if not previous_trusted:
+        logger.error(
+            "audit signing key changed from %s to %s but %s is not in AUDIT_VERIFIER_KEYS: "
+            "the checkpoints it signed no longer verify",
+            previous.key_id,
+            checkpoint.key_id,
+            previous.key_id,
+        )
+    audit_record(
+        ctx=AuditContext(actor=None, via="audit-log"),
+        action="audit.key_rotated",
+        target_type="audit_checkpoint",
+        target_id=checkpoint.pk,
+        payload={
+            "previous_key_id": previous.key_id,
+            "key_id": checkpoint.key_id,
+            "verifier_key": verifier.encode(),
+            "previous_checkpoint_tree_size": previous.tree_size,
+            "tree_size": checkpoint.tree_size,
+            "previous_key_trusted": previous_trusted,
+        },
     )
 
 
@@ -430,7 +465,7 @@ def keep_witness_copy(checkpoint: AuditCheckpoint) -> None:
     path = witness_path()
     try:
         if path.exists():
-            kept = open_checkpoint(path.read_text(), keys.verifier())
+            kept = open_checkpoint(path.read_text(), keys.trusted_verifiers())
             if kept.origin == settings.AUDIT_LOG_ORIGIN and kept.size >= checkpoint.tree_size:
                 return
             if root_at(kept.size) != kept.root:
@@ -443,7 +478,7 @@ def keep_witness_copy(checkpoint: AuditCheckpoint) -> None:
         temporary.write_text(checkpoint.note)
         os.replace(temporary, path)
     except (OSError, ValueError, OutOfRange, LogIntegrityError):
-        # Includes a kept copy that does not verify with this service's key.
+        # Includes a kept copy that does not verify with any of this service's trusted keys.
         logger.exception("could not keep the witness copy of checkpoint %s", checkpoint.pk)
 
 

@@ -120,3 +120,13 @@ class AuditCheckpoint(models.Model):
     note = models.TextField()
     key_id = models.CharField(max_length=8)
     signed_at = models.DateTimeField(db_index=True)
+
+
+class Heartbeat(models.Model):
+    """When periodic work last ran, by name. ``beat``: the audit log's sweep, which Celery
+    beat sends every 2 seconds and a worker runs, so a recent one shows that beat, the
+    broker and a worker all work; ``/healthz`` reports it (audit/health.py). Kept in the
+    database, so it survives the broker's loss. Bookkeeping, updated in place."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    at = models.DateTimeField()

@@ -16,6 +16,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSubjectLink, Outcome
+from core.services import service
 from evidence_service.db import insert_with_links
 
 _ACTION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
@@ -37,7 +38,7 @@ class AuditContext:
         user = getattr(request, "user", None)
         return cls(
             actor=user if user is not None and user.is_authenticated else None,
-            ip_address=client_ip(request),
+            ip_address=_client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
             request_id=getattr(request, "request_id", ""),
         )
@@ -48,7 +49,7 @@ class AuditContext:
         return cls(actor=None, via=f"command:{name}")
 
 
-def client_ip(request) -> str | None:
+def _client_ip(request) -> str | None:
     """The client's address: REMOTE_ADDR, or the entry in X-Forwarded-For written by the
     outermost trusted proxy when ``TRUSTED_PROXY_HOPS`` says proxies are in front."""
     hops = settings.TRUSTED_PROXY_HOPS
@@ -66,6 +67,8 @@ def _valid_ip(value: str | None) -> str | None:
         return None
 
 
+# No savepoint inside the caller's transaction: if this fails, so does the action.
+@service(savepoint=False)
 def audit_record(
     *,
     ctx: AuditContext,
@@ -94,32 +97,30 @@ def audit_record(
     body = _storable(dict(payload or {}))
     if ctx.via != "api":
         body.setdefault("via", ctx.via)
-    # No savepoint inside the caller's transaction: if this fails, so does the action.
-    with transaction.atomic(savepoint=False):
-        event = AuditEvent(
-            occurred_at=timezone.now(),
-            actor_id=actor.pk if actor else None,
-            actor_username=actor.get_username() if actor else "",
-            actor_role=getattr(actor, "role", "") if actor else "",
-            action=action,
-            outcome=outcome,
-            target_type=target_type,
-            target_id=_storable(str(target_id))[:64] if target_id not in (None, "") else "",
-            case_id=case_id,
-            ip_address=ctx.ip_address,
-            user_agent=_storable(ctx.user_agent)[:512],
-            request_id=ctx.request_id,
-            payload=body,
-            commitment_salt=os.urandom(16),
-        )
-        insert_with_links(
-            event,
-            AuditSubjectLink,
-            "subject_id",
-            sorted({int(s) for s in subject_ids if s is not None}),
-            before=target if target is not None else alongside,
-            key_into="target_id" if target is not None else "",
-        )
+    event = AuditEvent(
+        occurred_at=timezone.now(),
+        actor_id=actor.pk if actor else None,
+        actor_username=actor.get_username() if actor else "",
+        actor_role=getattr(actor, "role", "") if actor else "",
+        action=action,
+        outcome=outcome,
+        target_type=target_type,
+        target_id=_storable(str(target_id))[:64] if target_id not in (None, "") else "",
+        case_id=case_id,
+        ip_address=ctx.ip_address,
+        user_agent=_storable(ctx.user_agent)[:512],
+        request_id=ctx.request_id,
+        payload=body,
+        commitment_salt=os.urandom(16),
+    )
+    insert_with_links(
+        event,
+        AuditSubjectLink,
+        "subject_id",
+        sorted({int(s) for s in subject_ids if s is not None}),
+        before=target if target is not None else alongside,
+        key_into="target_id" if target is not None else "",
+    )
     _integrate_after_commit()
     return event
 

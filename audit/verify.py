@@ -3,7 +3,7 @@ every signed checkpoint. Reads in chunks, keeping O(log n) hashes in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,7 +14,7 @@ from audit.leaves import LEAF_COLUMNS, commitment_from_row, leaf_from_row
 from audit.log import node_id
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditLogState, AuditSubjectLink, AuditTreeNode
 from tlog import merkle
-from tlog.note import NoteError, VerifierKey, open_checkpoint
+from tlog.note import NoteError, VerifierKey, open_checkpoint, open_note, parse_checkpoint
 
 CHUNK = 5000
 
@@ -91,29 +91,44 @@ def _check_leaf(leaf: _StoredLeaf, expected: int, stored_hash: bytes | None) -> 
     return digest
 
 
-def _check_checkpoint(checkpoint: AuditCheckpoint, root: bytes, verifier: VerifierKey) -> None:
+def _check_checkpoint(checkpoint: AuditCheckpoint, root: bytes, verifiers: list[VerifierKey]) -> None:
+    """The stored checkpoint's note is signed by a trusted key, the one its ``key_id`` names
+    (each note names its key, so after a rotation the right one of the trusted keys checks
+    it), for this log, this size and the recomputed root."""
     where = f"checkpoint {checkpoint.pk} (tree size {checkpoint.tree_size})"
     try:
-        signed = open_checkpoint(checkpoint.note, verifier)
+        opened = open_note(checkpoint.note, verifiers)
+        signed = parse_checkpoint(opened.text)
     except NoteError as exc:
-        raise VerificationFailed(f"{where}: signature does not verify with {verifier.encode()}: {exc}") from exc
+        trusted = ", ".join(key.encode() for key in verifiers)
+        raise VerificationFailed(
+            f"{where}: signature does not verify with the trusted keys ({trusted}): {exc}"
+        ) from exc
+    if checkpoint.key_id not in {signature.key_id.hex() for signature in opened.verified}:
+        raise VerificationFailed(
+            f"{where}: recorded as signed by key {checkpoint.key_id}, but that key did not sign it"
+        )
     if signed.origin != settings.AUDIT_LOG_ORIGIN or signed.size != checkpoint.tree_size:
         raise VerificationFailed(f"{where}: the signed note names another log or size")
     if signed.root != root or bytes(checkpoint.root) != root:
         raise VerificationFailed(f"{where}: its root does not match the tree recomputed from the events")
 
 
-def verify_log(*, verifier: VerifierKey, trusted_checkpoints: list[str] = ()) -> Report:
+def verify_log(*, verifiers: VerifierKey | Iterable[VerifierKey], trusted_checkpoints: list[str] = ()) -> Report:
     """Raise ``VerificationFailed`` naming the first bad index or checkpoint.
+
+    ``verifiers``: the trusted verifier keys (the current one and those of earlier keys,
+    after a rotation); a checkpoint signed by none of them fails.
 
     ``trusted_checkpoints`` are signed notes kept outside the database (published,
     e-mailed, or the copy the service keeps in DATA_DIR): the log must still contain the
     tree each one signed, which detects a database rolled back or replaced."""
+    verifiers = [verifiers] if isinstance(verifiers, VerifierKey) else list(verifiers)
     report = Report()
     builder = merkle.TreeBuilder()
     checkpoints = iter(AuditCheckpoint.objects.order_by("tree_size"))
     pending = next(checkpoints, None)
-    trusted = sorted((_open_trusted(note, verifier) for note in trusted_checkpoints), key=lambda cp: cp.size)
+    trusted = sorted((_open_trusted(note, verifiers) for note in trusted_checkpoints), key=lambda cp: cp.size)
     trusted_iter = iter(trusted)
     pending_trusted = next(trusted_iter, None)
     stored_hashes: dict[int, bytes] = {}
@@ -121,7 +136,7 @@ def verify_log(*, verifier: VerifierKey, trusted_checkpoints: list[str] = ()) ->
     def settle(size: int) -> None:
         nonlocal pending, pending_trusted
         while pending is not None and pending.tree_size == size:
-            _check_checkpoint(pending, builder.root(), verifier)
+            _check_checkpoint(pending, builder.root(), verifiers)
             report.checkpoints += 1
             pending = next(checkpoints, None)
         while pending_trusted is not None and pending_trusted.size == size:
@@ -166,9 +181,9 @@ def verify_log(*, verifier: VerifierKey, trusted_checkpoints: list[str] = ()) ->
     return report
 
 
-def _open_trusted(note: str, verifier: VerifierKey):
+def _open_trusted(note: str, verifiers: list[VerifierKey]):
     try:
-        checkpoint = open_checkpoint(note, verifier)
+        checkpoint = open_checkpoint(note, verifiers)
     except NoteError as exc:
         raise VerificationFailed(f"a trusted checkpoint does not verify: {exc}") from exc
     if checkpoint.origin != settings.AUDIT_LOG_ORIGIN:

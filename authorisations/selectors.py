@@ -241,11 +241,20 @@ def central_record_entry(authorisation: Authorisation, *, at: datetime | None = 
         "description": authorisation.purpose,
         "subjects": [subject.display_name for subject in authorisation.subjects.all()],
         "applicant": _name(authorisation.applicant),
+        "applicant_username": authorisation.applicant.get_username(),
         "submitted_at": authorisation.submitted_at,
         "decision": authorisation.decision or None,
         "decided_at": authorisation.decided_at,
         "date_granted": authorisation.decided_at if authorisation.decision == "granted" else None,
-        "authorising_officer": {"name": _name(officer), "grade": authorisation.officer_grade} if officer else None,
+        "authorising_officer": (
+            {
+                "name": _name(officer),
+                "grade": authorisation.officer_grade or officer.grade,
+                "username": officer.get_username(),
+            }
+            if officer
+            else None
+        ),
         "urgency_used": False,
         "urgency_reason": URGENCY_NOT_AVAILABLE[settings.AUTHORISATION_JURISDICTION],
         "confidential_information_likely": authorisation.confidential_information_likely,
@@ -257,6 +266,8 @@ def central_record_entry(authorisation: Authorisation, *, at: datetime | None = 
             {
                 "reviewed_at": review.reviewed_at,
                 "reviewed_by": _name(review.reviewed_by),
+                "reviewed_by_grade": review.reviewed_by.grade,
+                "reviewed_by_username": review.reviewed_by.get_username(),
                 "outcome": review.outcome,
                 "findings": review.findings,
                 "next_review_due": review.next_review_due,
@@ -267,6 +278,7 @@ def central_record_entry(authorisation: Authorisation, *, at: datetime | None = 
             {
                 "renewed_at": renewal.renewed_at,
                 "renewed_by": _name(renewal.renewed_by),
+                "renewed_by_username": renewal.renewed_by.get_username(),
                 "officer_grade": renewal.officer_grade,
                 "previous_expires_at": renewal.previous_expires_at,
                 "new_expires_at": renewal.new_expires_at,
@@ -277,12 +289,15 @@ def central_record_entry(authorisation: Authorisation, *, at: datetime | None = 
         ],
         "cancelled_at": authorisation.cancelled_at,
         "cancelled_by": _name(authorisation.cancelled_by) if authorisation.cancelled_by else None,
+        "cancelled_by_grade": authorisation.cancelled_by.grade if authorisation.cancelled_by else None,
+        "cancelled_by_username": authorisation.cancelled_by.get_username() if authorisation.cancelled_by else None,
         "ended_at": ended_at,
         "retention_until": add_years(ended_at, settings.AUTHORISATION_RETENTION_YEARS) if ended_at else None,
     }
 
 
 def _name(user) -> str:
+    """An officer's (or applicant's) full name; their username when none is recorded."""
     return user.get_full_name() or user.get_username()
 
 

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import AuditContext, audit_record
-from authorisations import permissions
+from authorisations import notifications, permissions
 from authorisations.models import (
     RIPA_TYPES,
     Authorisation,
@@ -43,6 +43,7 @@ from authorisations.periods import add_months_to_moment, period_end, statutory_m
 from authorisations.selectors import authorisation_in_force
 from cases.models import Case, CaseStatus, Profile, Subject
 from cases.profiles import PLATFORM_CHOICES
+from core.services import service
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 
 URN_CODES = {
@@ -69,14 +70,14 @@ def _lock(authorisation: Authorisation) -> Authorisation:
     return Authorisation.objects.select_for_update().get(pk=authorisation.pk)
 
 
-def effective_status(authorisation: Authorisation, at: datetime) -> str:
+def _effective_status(authorisation: Authorisation, at: datetime) -> str:
     """The status, with an expiry the scheduled job has not recorded yet taken into
     account (``in_force`` past its expiry is ``expired``), as the API reports it."""
     return authorisation.effective_status(at)
 
 
 def _invalid_state(authorisation: Authorisation, doing: str, at: datetime) -> Conflict:
-    current = effective_status(authorisation, at)
+    current = _effective_status(authorisation, at)
     label = AuthorisationStatus(current).label.lower()
     return Conflict(
         f"Authorisation {authorisation.urn} cannot be {doing}: it is {label}.",
@@ -86,7 +87,7 @@ def _invalid_state(authorisation: Authorisation, doing: str, at: datetime) -> Co
 
 
 def _require_status(authorisation: Authorisation, allowed: tuple[str, ...], doing: str, at: datetime) -> None:
-    if effective_status(authorisation, at) not in allowed:
+    if _effective_status(authorisation, at) not in allowed:
         raise _invalid_state(authorisation, doing, at)
 
 
@@ -110,6 +111,11 @@ def _require_not_involved(directly_involved: bool) -> None:
             code="directly_involved",
             fields={"directly_involved": "You declared that you are directly involved."},
         )
+
+
+def _officer_grade(ctx: AuditContext, given: str) -> str:
+    """The grade the officer gives, or else the one on their account."""
+    return (given or "").strip() or getattr(ctx.actor, "grade", "")
 
 
 def _blank(problems: dict[str, str], **values: str) -> None:
@@ -146,7 +152,7 @@ class Application:
     vulnerable_source: bool = False
 
 
-def ripa_problems(application: Application | Authorisation) -> dict[str, str]:
+def _ripa_problems(application: Application | Authorisation) -> dict[str, str]:
     """Why this application cannot be authorised under RIPA by a council in England and
     Wales (empty when it can, or for ``non_ripa``). Scotland has no such threshold here."""
     if application.type not in RIPA_TYPES or settings.AUTHORISATION_JURISDICTION != "england_and_wales":
@@ -210,7 +216,7 @@ def _check_application(case: Case, application: Application) -> tuple[dict[str, 
     return problems, subjects, profiles
 
 
-@transaction.atomic
+@service
 def authorisation_create(*, ctx: AuditContext, case: Case, application: Application) -> Authorisation:
     """A practitioner's application, saved as a draft with its unique reference number.
     Directed surveillance or a CHIS that RIPA cannot authorise is refused here, pointing
@@ -222,7 +228,7 @@ def authorisation_create(*, ctx: AuditContext, case: Case, application: Applicat
     problems, subjects, profiles = _check_application(case, application)
     if problems:
         raise InvalidInput("The application is incomplete.", fields=problems)
-    if ripa := ripa_problems(application):
+    if ripa := _ripa_problems(application):
         raise InvalidInput(
             f"This cannot be authorised under RIPA. {next(iter(ripa.values()))} {NON_RIPA_ROUTE}",
             code="ripa_not_available",
@@ -283,7 +289,6 @@ def authorisation_create(*, ctx: AuditContext, case: Case, application: Applicat
     return authorisation
 
 
-@transaction.atomic
 def _require_case_open(authorisation: Authorisation) -> None:
     """No application goes forward on a closed case: submitted, granted or renewed."""
     case = authorisation.case
@@ -295,6 +300,7 @@ def _require_case_open(authorisation: Authorisation) -> None:
         )
 
 
+@service
 def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> Authorisation:
     """The applicant sends their draft to the authorising officers."""
     authorisation = _lock(authorisation)
@@ -306,6 +312,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
     authorisation.status = AuthorisationStatus.SUBMITTED
     authorisation.submitted_at = now
     authorisation.save(update_fields=["status", "submitted_at"])
+    notified = notifications.notify_submitted(authorisation)
     audit_record(
         ctx=ctx,
         action="authorisation.submit",
@@ -313,7 +320,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
         target_id=authorisation.pk,
         case_id=authorisation.case_id,
         subject_ids=_subject_ids(authorisation),
-        payload={"urn": authorisation.urn},
+        payload={"urn": authorisation.urn, "notified": [officer.username for officer in notified]},
     )
     return authorisation
 
@@ -321,7 +328,7 @@ def authorisation_submit(*, ctx: AuditContext, authorisation: Authorisation) -> 
 # --- Decisions ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def authorisation_grant(
     *,
     ctx: AuditContext,
@@ -344,7 +351,7 @@ def authorisation_grant(
     _require_status(authorisation, (AuthorisationStatus.SUBMITTED,), "granted", now)
     _require_senior_officer(ctx, authorisation)
     _require_case_open(authorisation)
-    if ripa := ripa_problems(authorisation):
+    if ripa := _ripa_problems(authorisation):
         raise Conflict(
             f"This cannot be granted under RIPA. {next(iter(ripa.values()))} Refuse it; the applicant may "
             f"apply again under the non-RIPA route. {NON_RIPA_ROUTE}",
@@ -352,6 +359,7 @@ def authorisation_grant(
             fields=ripa,
         )
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement, limits=limits)
     if not 1 <= review_interval_days <= MAX_REVIEW_INTERVAL_DAYS:
         problems["review_interval_days"] = f"Give a number of days from 1 to {MAX_REVIEW_INTERVAL_DAYS}."
@@ -407,10 +415,11 @@ def authorisation_grant(
             "jurisdiction": settings.AUTHORISATION_JURISDICTION,
         },
     )
+    notifications.notify_decided(authorisation, actor=ctx.actor)
     return authorisation
 
 
-@transaction.atomic
+@service
 def authorisation_refuse(
     *,
     ctx: AuditContext,
@@ -427,6 +436,7 @@ def authorisation_refuse(
     now = timezone.now()
     _require_status(authorisation, (AuthorisationStatus.SUBMITTED,), "refused", now)
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement)
     if problems:
         raise InvalidInput("The refusal cannot be recorded.", fields=problems)
@@ -457,13 +467,14 @@ def authorisation_refuse(
         subject_ids=_subject_ids(authorisation),
         payload={"urn": authorisation.urn, "officer_grade": authorisation.officer_grade, "statement": statement},
     )
+    notifications.notify_decided(authorisation, actor=ctx.actor)
     return authorisation
 
 
 # --- Magistrate approval --------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def authorisation_record_judicial_approval(
     *,
     ctx: AuditContext,
@@ -485,7 +496,7 @@ def authorisation_record_judicial_approval(
         raise Conflict(
             "Magistrate approval applies only to directed surveillance and CHIS authorisations in England and Wales.",
             code="no_judicial_approval",
-            extra={"current_status": effective_status(authorisation, now)},
+            extra={"current_status": _effective_status(authorisation, now)},
         )
     renewal = None
     if authorisation.status != AuthorisationStatus.AWAITING_JUDICIAL_APPROVAL:
@@ -570,6 +581,7 @@ def authorisation_record_judicial_approval(
             "reinstated": reinstated,
         },
     )
+    notifications.notify_judicial_outcome(authorisation, outcome=outcome, renewal=renewal, actor=ctx.actor)
     return approval
 
 
@@ -603,7 +615,7 @@ def _cancellation_problems(
     return {f"{prefix}{name}": message for name, message in problems.items()}
 
 
-@transaction.atomic
+@service
 def authorisation_cancel(
     *, ctx: AuditContext, authorisation: Authorisation, cancellation: Cancellation
 ) -> Authorisation:
@@ -652,10 +664,11 @@ def authorisation_cancel(
             "withdrawn_renewal_ids": withdrawn,
         },
     )
+    notifications.notify_cancelled(authorisation, actor=ctx.actor)
     return authorisation
 
 
-@transaction.atomic
+@service
 def authorisation_review(
     *,
     ctx: AuditContext,
@@ -727,7 +740,7 @@ def authorisation_review(
     return review
 
 
-@transaction.atomic
+@service
 def authorisation_renew(
     *,
     ctx: AuditContext,
@@ -754,6 +767,7 @@ def authorisation_renew(
             extra={"current_status": authorisation.status},
         )
     problems: dict[str, str] = {}
+    officer_grade = _officer_grade(ctx, officer_grade)
     _blank(problems, officer_grade=officer_grade, statement=statement)
     old_expiry = authorisation.expires_at
     months = statutory_months(authorisation_type=authorisation.type, juvenile_source=authorisation.juvenile_source)
@@ -811,7 +825,7 @@ def authorisation_renew(
     return renewal
 
 
-@transaction.atomic
+@service
 def authorisation_expire(
     *, ctx: AuditContext, authorisation: Authorisation, at: datetime | None = None
 ) -> Authorisation:
@@ -844,13 +858,14 @@ def authorisation_expire(
             "recorded_late_by_seconds": int((now - authorisation.expires_at).total_seconds()),
         },
     )
+    notifications.notify_expired(authorisation)
     return authorisation
 
 
 # --- Reminders ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def authorisation_remind(
     *, ctx: AuditContext, authorisation: Authorisation, kind: str, due_at: datetime, at: datetime | None = None
 ) -> AuthorisationReminder | None:
@@ -883,7 +898,9 @@ def authorisation_remind(
                 due_at=due_at,
                 recipients=recipients,
                 created_at=now,
-                sent_at=None if recipients else now,  # nobody to write to: nothing left to send
+                # Handed to the notifications outbox below, in this transaction: one email
+                # to each person, sent and retried from there.
+                sent_at=now,
             )
     except IntegrityError:  # reminded already (perhaps by a concurrent run)
         return None
@@ -903,44 +920,44 @@ def authorisation_remind(
             "without_email": [user.get_username() for user in people if not user.email],
         },
     )
-    if recipients:
-        from authorisations.tasks import send_reminder_email
-
-        transaction.on_commit(lambda: send_reminder_email.delay(reminder.pk))
+    subject, text = _reminder_text(reminder)
+    notifications.notify_reminder(authorisation, people=people, subject=subject, text=text)
     return reminder
 
 
+@service(durable=True)
 def reminder_send(*, reminder_id: int) -> bool:
-    """Send a recorded reminder's email once: the row is locked while sending and
-    marked sent, so a second delivery of the task sends nothing. False if already sent."""
-    with transaction.atomic():
-        reminder = AuthorisationReminder.objects.select_for_update().filter(pk=reminder_id).first()
-        if reminder is None or reminder.sent_at is not None:
-            return False
-        authorisation = Authorisation.objects.select_related("case").get(pk=reminder.authorisation_id)
-        subject, body = _reminder_message(authorisation, reminder)
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, reminder.recipients, fail_silently=False)
-        reminder.sent_at = timezone.now()
-        reminder.save(update_fields=["sent_at"])
+    """Send the email of a reminder recorded before reminders went through the
+    notifications outbox (one still unsent after an upgrade), once: the row is locked
+    while sending and marked sent, so a second delivery of the task sends nothing. False
+    if already sent. Its own transaction, committed on return (``durable``): a caller's
+    rollback after the email went would leave it unsent, to be sent again."""
+    reminder = AuthorisationReminder.objects.select_for_update().filter(pk=reminder_id).first()
+    if reminder is None or reminder.sent_at is not None:
+        return False
+    authorisation = Authorisation.objects.select_related("case").get(pk=reminder.authorisation_id)
+    subject, text = _reminder_text(reminder)
+    body = (
+        f"Authorisation {authorisation.urn} ({AuthorisationType(authorisation.type).label}) for case "
+        f"{authorisation.case.reference}.\n\n{text}\n\n"
+        f"The authorisation: {notifications.site_link(f'/authorisations/{authorisation.pk}/')}\n"
+    )
+    subject_line = " ".join(f"[{authorisation.urn}] {subject}".split())
+    send_mail(subject_line, body, settings.DEFAULT_FROM_EMAIL, reminder.recipients, fail_silently=False)
+    reminder.sent_at = timezone.now()
+    reminder.save(update_fields=["sent_at"])
     return True
 
 
-def _reminder_message(authorisation: Authorisation, reminder: AuthorisationReminder) -> tuple[str, str]:
-    # No names of the people under surveillance in email: the URN and case reference
-    # are enough to find the record in the service.
+def _reminder_text(reminder: AuthorisationReminder) -> tuple[str, str]:
+    """The subject (after the URN) and what to do. No names of the people under
+    surveillance in email: the URN and case reference are enough to find the record."""
     due = timezone.localtime(reminder.due_at).strftime("%d %B %Y %H:%M %Z")
-    kind = AuthorisationType(authorisation.type).label
     if reminder.kind == ReminderKind.REVIEW_OVERDUE:
-        subject = f"[{authorisation.urn}] Review overdue since {due}"
-        action = (
+        return f"Review overdue since {due}", (
             f"Its review was due on {due} and has not been recorded. Review it, or cancel it if it is no "
             "longer necessary and proportionate."
         )
-    else:
-        subject = f"[{authorisation.urn}] Expires on {due}"
-        action = f"It expires on {due}. Renew it before then if it is still necessary and proportionate, or cancel it."
-    body = (
-        f"Authorisation {authorisation.urn} ({kind}) for case {authorisation.case.reference}.\n\n"
-        f"{action}\n\nRecord: /api/v1/authorisations/{authorisation.pk}/\n"
+    return f"Expires on {due}", (
+        f"It expires on {due}. Renew it before then if it is still necessary and proportionate, or cancel it."
     )
-    return subject, body

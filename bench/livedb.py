@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from tlog.note import generate_signer_key
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,12 +30,20 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
+#: The log's name in the processes started here (the test suite's too, so that keys made
+#: by a test for its own settings' origin are accepted by them).
+ORIGIN = "case-evidence.localhost/audit-log"
+
+
 def environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Production settings (DEBUG off): a secret key, the log's origin and a signing key."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DJANGO_SETTINGS_MODULE": "evidence_service.settings",
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "AUDIT_LOG_ORIGIN": ORIGIN,
+        "AUDIT_SIGNING_KEY": generate_signer_key(ORIGIN).encode(),
         "DATA_DIR": str(data_dir),
         "PYTHONPATH": str(ROOT),
     }

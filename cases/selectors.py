@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.db import connection
@@ -12,7 +12,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from cases.coverage import consent_counts, needs_confirmation
+from authorisations.models import Authorisation
+from authorisations.selectors import AuthorisationCoverage
+from cases.coverage import consent_counts, covered_by, needs_confirmation
 from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
 from detection.models import DetectionPolicy
 from evidence_service.api.errors import NotFound
@@ -323,4 +325,54 @@ def viewing_get(*, user, viewing_id: object) -> Viewing:
         "viewing",
         viewing_id,
         None,
+    )
+
+
+# --- What covered a look ------------------------------------------------------------------------
+
+
+def _repeat_window_days(policy) -> int:
+    rule = (policy.rules if policy is not None else {}).get("REPEAT_VIEWING") or {}
+    return int((rule.get("params") or {}).get("window_days", 0)) if rule.get("enabled") else 0
+
+
+def viewing_authorisation_cover(
+    *, context: ViewingContext, profile: Profile, case: Case, viewed_at: datetime, corrected: list[Viewing] = ()
+) -> tuple[AuthorisationCoverage, Authorisation | None]:
+    """The person's authorisations around a look at ``viewed_at`` (and the moments of the
+    records it corrects, ``corrected``), read once for the record and for detection, and the
+    one covering the look: only the look's own case's can. For logging a look and for
+    checking one before it is made (the same code path)."""
+    times = [viewed_at, *(record.viewed_at for record in corrected)]
+    if context.has_authorisations:
+        window = timedelta(days=_repeat_window_days(context.policy))
+        coverage = AuthorisationCoverage.load(
+            subject_id=profile.subject_id, since=min(times) - window, until=max(times) + window
+        )
+    else:
+        coverage = AuthorisationCoverage.NONE
+    return coverage, coverage.covering(profile_id=profile.pk, platform=profile.platform, at=viewed_at, case_id=case.pk)
+
+
+def viewing_cover(
+    *,
+    context: ViewingContext,
+    practitioner_id: int,
+    platform: str,
+    viewed_at: datetime,
+    logged_at: datetime | None,
+    covering: Authorisation | None,
+    cited_authorisation_id: int | None,
+) -> dict:
+    """``covered_by`` (cases/coverage.py) of a look being logged (or checked): the consent
+    ``context`` found and the authorisation ``viewing_authorisation_cover`` found."""
+    return covered_by(
+        viewed_at=viewed_at,
+        practitioner_id=practitioner_id,
+        platform=platform,
+        logged_at=logged_at,
+        consent=context.consent,
+        authorisation=covering,
+        cited_authorisation_id=cited_authorisation_id,
+        confirmation_needed=needs_confirmation(context.policy.rules if context.policy else None),
     )

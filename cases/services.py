@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team
@@ -16,7 +16,7 @@ from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
 from cases.check import ViewingCheck, check_answer
-from cases.coverage import MEANINGFUL_TEXT_MIN, covered_by, meaningful, needs_confirmation
+from cases.coverage import MEANINGFUL_TEXT_MIN, meaningful
 from cases.models import (
     Case,
     CaseStatus,
@@ -33,7 +33,8 @@ from cases.models import (
 )
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
-from cases.selectors import ViewingContext, viewing_context
+from cases.selectors import ViewingContext, viewing_authorisation_cover, viewing_context, viewing_cover
+from core.services import service
 from detection.plan import detection_plan
 from detection.services import detection_apply
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
@@ -41,11 +42,6 @@ from evidence_service.db import read_only
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
-
-
-def _repeat_window_days(policy) -> int:
-    rule = (policy.rules if policy is not None else {}).get("REPEAT_VIEWING") or {}
-    return int((rule.get("params") or {}).get("window_days", 0)) if rule.get("enabled") else 0
 
 
 def _require_practitioner(ctx: AuditContext, doing: str) -> None:
@@ -67,7 +63,7 @@ def _require_subject_team(ctx: AuditContext, subject: Subject) -> None:
 # --- Cases ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) -> Case:
     _require_practitioner(ctx, "open cases")
     if not ctx.actor.teams.filter(pk=team.pk).exists():
@@ -99,7 +95,7 @@ def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) ->
     return case
 
 
-@transaction.atomic
+@service
 def case_close(*, ctx: AuditContext, case: Case) -> Case:
     _require_practitioner(ctx, "close cases")
     case = Case.objects.select_for_update().get(pk=case.pk)
@@ -125,7 +121,7 @@ class SubjectLinkResult:
     link_created: bool
 
 
-@transaction.atomic
+@service
 def subject_add_to_case(
     *,
     ctx: AuditContext,
@@ -222,7 +218,7 @@ def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: 
 # --- Profiles -----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, handle: str) -> tuple[Profile, bool]:
     """Register a subject's profile; the same profile again returns the existing one."""
     _require_practitioner(ctx, "register profiles")
@@ -284,7 +280,7 @@ def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, hand
 # --- Consent ----------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def consent_record(
     *,
     ctx: AuditContext,
@@ -374,7 +370,7 @@ def consent_record(
     return consent
 
 
-@transaction.atomic
+@service
 def consent_confirm(*, ctx: AuditContext, consent: Consent, note: str = "") -> Consent:
     """An officer (RIPA officer or SRO) confirms a consent: from then on it covers the looks
     of the practitioner who recorded it too (looks logged after it was recorded)."""
@@ -404,7 +400,7 @@ def consent_confirm(*, ctx: AuditContext, consent: Consent, note: str = "") -> C
     return consent
 
 
-@transaction.atomic
+@service
 def consent_withdraw(
     *, ctx: AuditContext, consent: Consent, reason: str = "", withdrawn_at: datetime | None = None
 ) -> Consent:
@@ -515,48 +511,6 @@ def _corrected_records(supersedes: Viewing | None) -> list[Viewing]:
             break
         record = Viewing.objects.only("id", "viewed_at", "recorded_at", "supersedes_id").get(pk=record.supersedes_id)
     return chain
-
-
-def viewing_authorisation_cover(
-    *, context: ViewingContext, profile: Profile, case: Case, viewed_at: datetime, corrected: list[Viewing] = ()
-) -> tuple[AuthorisationCoverage, Authorisation | None]:
-    """The person's authorisations around a look at ``viewed_at`` (and the moments of the
-    records it corrects, ``corrected``), read once for the record and for detection, and the
-    one covering the look: only the look's own case's can. For logging a look and for
-    checking one before it is made (the same code path)."""
-    times = [viewed_at, *(record.viewed_at for record in corrected)]
-    if context.has_authorisations:
-        window = timedelta(days=_repeat_window_days(context.policy))
-        coverage = AuthorisationCoverage.load(
-            subject_id=profile.subject_id, since=min(times) - window, until=max(times) + window
-        )
-    else:
-        coverage = AuthorisationCoverage.NONE
-    return coverage, coverage.covering(profile_id=profile.pk, platform=profile.platform, at=viewed_at, case_id=case.pk)
-
-
-def viewing_cover(
-    *,
-    context: ViewingContext,
-    practitioner_id: int,
-    platform: str,
-    viewed_at: datetime,
-    logged_at: datetime | None,
-    covering: Authorisation | None,
-    cited_authorisation_id: int | None,
-) -> dict:
-    """``covered_by`` (cases/coverage.py) of a look being logged (or checked): the consent
-    ``context`` found and the authorisation ``viewing_authorisation_cover`` found."""
-    return covered_by(
-        viewed_at=viewed_at,
-        practitioner_id=practitioner_id,
-        platform=platform,
-        logged_at=logged_at,
-        consent=context.consent,
-        authorisation=covering,
-        cited_authorisation_id=cited_authorisation_id,
-        confirmation_needed=needs_confirmation(context.policy.rules if context.policy else None),
-    )
 
 
 def _viewing_to_log(
@@ -680,7 +634,7 @@ def _viewing_to_log(
 
 # No savepoint when called inside a transaction (the API's, a correction's): a failure here
 # fails the whole of it, and a savepoint would cost two more round trips per viewing.
-@transaction.atomic(savepoint=False)
+@service(savepoint=False)
 def viewing_log(
     *,
     ctx: AuditContext,
@@ -747,7 +701,7 @@ def viewing_log(
     return viewing
 
 
-@transaction.atomic(savepoint=False)
+@service(savepoint=False)
 def viewing_check(*, ctx: AuditContext, details: ViewingDetails, context: ViewingContext | None = None) -> ViewingCheck:
     """What logging ``details`` would do now, without logging it: the same checks (and the
     same refusals) as ``viewing_log``, and the plan detection would write
@@ -780,11 +734,29 @@ def viewing_check(*, ctx: AuditContext, details: ViewingDetails, context: Viewin
     return check
 
 
-@transaction.atomic
+#: The first key of the transaction-scoped advisory locks that let one correction of a viewing
+#: through at a time (PostgreSQL's two-key form, like ``PERSON_LOCK_SPACE`` in cases/selectors.py;
+#: the second key is the viewing's id folded into 32 bits).
+VIEWING_LOCK_SPACE = 0x43455356
+
+
+def _lock_viewing(viewing_id: int) -> None:
+    """Hold the viewing's lock until the transaction ends, so that of two corrections sent
+    at once the second sees the first and is refused. Not a row lock: ``SELECT ... FOR
+    UPDATE`` needs the UPDATE privilege, which the runtime role rightly does not have on an
+    append-only table (``grant_runtime_role``). SQLite has one writer at a time anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as db:
+        db.execute("SELECT pg_advisory_xact_lock(%s, %s)", [VIEWING_LOCK_SPACE, viewing_id % 2147483647])
+
+
+@service
 def viewing_supersede(*, ctx: AuditContext, original: Viewing, reason: str, details: ViewingDetails) -> Viewing:
     """Correct a viewing by logging a new one that replaces it; the original stays."""
     _require_practitioner(ctx, "correct viewings")
-    original = Viewing.objects.select_for_update().get(pk=original.pk)
+    _lock_viewing(original.pk)
+    original = Viewing.objects.get(pk=original.pk)
     if original.practitioner_id != ctx.actor.pk:
         raise Forbidden("Only the practitioner who logged a viewing may correct it.")
     if Viewing.objects.filter(supersedes=original).exists():

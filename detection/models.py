@@ -144,6 +144,13 @@ class Notification(models.Model):
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     flag = models.ForeignKey(Flag, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications")
+    authorisation = models.ForeignKey(
+        "authorisations.Authorisation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
     subject_line = models.CharField(max_length=200)
     body = models.TextField()
     status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import unicodedata
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -61,39 +63,97 @@ def _system_context(task: str) -> AuditContext:
     return AuditContext(actor=None, via=f"task:{task}")
 
 
+def site_link(path: str) -> str:
+    """The address of one of the service's pages (``/flags/12/``), built on ``SITE_URL``,
+    for the people an email goes to: every email carries one."""
+    return f"{settings.SITE_URL}/{path.lstrip('/')}"
+
+
 @transaction.atomic
-def notification_queue(*, recipient, subject_line: str, body: str, flag: Flag | None = None) -> Notification:
-    """Record an email owed to ``recipient`` and queue its sending once the caller's
-    transaction commits (never before: a task must not look for a row that is not yet
-    visible, or send an email about a flag that was rolled back).
+def notification_queue(
+    *,
+    recipient,
+    subject_line: str,
+    body: str,
+    flag: Flag | None = None,
+    authorisation=None,
+) -> Notification:
+    """Record an email owed to ``recipient`` (about ``flag`` or ``authorisation``) and
+    queue its sending once the caller's transaction commits (never before: a task must
+    not look for a row that is not yet visible, or send an email about a flag that was
+    rolled back).
 
     Queuing never fails the caller: if the broker is unreachable at commit, the row stays
     pending for the periodic task. The subject line is made one line of at most 200
-    characters. No audit event of its own: the event of the action that asked for it
-    (``flag.raise``) covers it, and each delivery attempt is audited."""
+    characters, and neither it nor the body keeps control characters from free text (a
+    case reference, a reasoning). No audit event of its own: the event of the action that
+    asked for it (``flag.raise``, ``authorisation.submit``...) covers it, and each
+    delivery attempt is audited. A recipient without an email address still gets the row
+    (kept pending, sent once they have one); its delivery attempt records why not."""
+    if not recipient.email:
+        logger.warning(
+            "notification for %s (%s): they have no email address; recorded, sent once they have one",
+            recipient.get_username(),
+            _header_safe(subject_line),
+        )
     notification = Notification(
         recipient=recipient,
         flag=flag,
+        authorisation=authorisation,
         subject_line=_header_safe(subject_line),
-        body=body,
+        body=_body_safe(body),
         status=NotificationStatus.PENDING,
         created_at=timezone.now(),
     )
-    # Checked as a form would check it, but for the recipient and flag: saved instances,
-    # which the foreign keys check anyway (a query each here).
-    notification.full_clean(exclude=["recipient", "flag"])
+    # Checked as a form would check it, but for the recipient, flag and authorisation:
+    # saved instances, which the foreign keys check anyway (a query each here).
+    notification.full_clean(exclude=["recipient", "flag", "authorisation"])
     insert(notification)
     notification_id = notification.pk
     transaction.on_commit(lambda: _enqueue(notification_id))
     return notification
 
 
+def notify(
+    *, recipients: Iterable, subject_line: str, body: str, flag: Flag | None = None, authorisation=None
+) -> list[Notification]:
+    """The same email to each of ``recipients`` (each once, in the order given)."""
+    seen: set[int] = set()
+    queued = []
+    for recipient in recipients:
+        if recipient.pk in seen:
+            continue
+        seen.add(recipient.pk)
+        queued.append(
+            notification_queue(
+                recipient=recipient, subject_line=subject_line, body=body, flag=flag, authorisation=authorisation
+            )
+        )
+    return queued
+
+
+#: Unicode categories never kept from free text in an email: control characters, invisible
+#: formatting (bidirectional overrides and the like) and line or paragraph separators.
+_UNSAFE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
 def _header_safe(subject_line: str) -> str:
     """One line (a line break in a header makes every send fail, so it would be retried
-    forever) that fits the column: an email's subject is not worth failing a flag over."""
-    line = " ".join(subject_line.split())
+    forever) without control characters, that fits the column: an email's subject is not
+    worth failing a flag over."""
+    cleaned = "".join(" " if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in subject_line)
+    line = " ".join(cleaned.split())
     limit = Notification._meta.get_field("subject_line").max_length
     return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
+
+def _body_safe(body: str) -> str:
+    """The body's lines as written, without any other control or invisible formatting
+    character (a carriage return, an escape sequence, a bidirectional override)."""
+    lines = body.replace("\r\n", "\n").split("\n")
+    return "\n".join(
+        "".join(ch for ch in line if ch == "\t" or unicodedata.category(ch) not in _UNSAFE_CATEGORIES) for line in lines
+    )
 
 
 def _enqueue(notification_id: int) -> bool:
@@ -225,22 +285,26 @@ def _record_failure(*, ctx: AuditContext, notification: Notification, error: str
 def _audit(
     *, ctx: AuditContext, action: str, notification: Notification, outcome: str, extra: dict | None = None
 ) -> None:
-    # Who it went to and about which flag; never the message itself (the flag holds it).
-    flag = (
-        Flag.objects.filter(pk=notification.flag_id).values("case_id", "subject_id").first()
-        if notification.flag_id
-        else None
-    )
+    # Who it went to and about which flag or authorisation; never the message itself (the
+    # flag or authorisation holds it).
+    case_id, subject_ids = None, []
+    if notification.flag_id:
+        flag = Flag.objects.filter(pk=notification.flag_id).values("case_id", "subject_id").first()
+        case_id, subject_ids = flag["case_id"], [flag["subject_id"]]
+    elif notification.authorisation_id:
+        authorisation = notification.authorisation
+        case_id, subject_ids = authorisation.case_id, list(authorisation.subjects.values_list("id", flat=True))
     audit_record(
         ctx=ctx,
         action=action,
         outcome=outcome,
         target_type="notification",
         target_id=notification.pk,
-        case_id=flag["case_id"] if flag else None,
-        subject_ids=[flag["subject_id"]] if flag else (),
+        case_id=case_id,
+        subject_ids=subject_ids,
         payload={
             "flag": notification.flag_id,
+            "authorisation": notification.authorisation_id,
             "recipient": notification.recipient.get_username(),
             "recipient_id": notification.recipient_id,
             "attempts": notification.attempts,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
 from cases.models import Case, Viewing
 from cases.permissions import is_practitioner
-from detection.models import DetectionPolicy, Flag, FlagRecipient, FlagViewing
+from detection.models import DetectionPolicy, Flag, FlagRecipient, FlagViewing, RuleCode
 from evidence_service.api.errors import NotFound
 
 
@@ -115,3 +116,24 @@ def policy_current() -> DetectionPolicy:
 def policy_rules_in_force() -> dict | None:
     """The rules of the policy in force (the newest version), in one query; None if none."""
     return DetectionPolicy.objects.order_by("-version").values_list("rules", flat=True).first()
+
+
+def draft_application(flag: Flag) -> dict[str, Any]:
+    """An application pre-filled from the flag, for a practitioner on the case to
+    complete and submit (POST /api/v1/authorisations/)."""
+    viewings = [link.viewing for link in flag.flag_viewings.select_related("viewing__profile").order_by("id")]
+    purposes = sorted({v.get_purpose_display().lower() for v in viewings})
+    return {
+        "type": "non_ripa",
+        "case": flag.case_id,
+        "subjects": [flag.subject_id],
+        "platforms": sorted({v.profile.platform for v in viewings}),
+        "profiles": sorted({v.profile_id for v in viewings}),
+        "purpose": f"Continued viewing for {', '.join(purposes)} (flag {flag.pk}: {RuleCode(flag.rule).label}).",
+        "information_sought": "",
+        "necessity": "",
+        "proportionality": "",
+        "alternatives_considered": "",
+        "collateral_intrusion": "",
+        "confidential_information_likely": None,
+    }

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from audit.services import AuditContext, audit_record
 from cases.models import Case, Viewing
+from core.services import service
 from detection import plan as planning
 from detection.models import (
     DetectionPolicy,
@@ -22,10 +23,11 @@ from detection.models import (
     FlagViewing,
     RuleCode,
 )
-from detection.notifications import notification_queue
+from detection.notifications import notification_queue, site_link
 from detection.permissions import routed_to, works_on_flag
 from detection.plan import DetectionPlan, PlannedFlag, plan_finding
 from detection.policy import validate_rules
+from detection.selectors import draft_application
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 from evidence_service.db import insert
 
@@ -95,7 +97,7 @@ def _route_further(*, flag: Flag, added: list[FlagRecipient], viewing: Viewing) 
                 f"A viewing logged on case {viewing.case.reference} joined flag {flag.pk} ({label}, "
                 f"{flag.severity} severity, policy version {flag.policy_version}). None of the officers it "
                 "was routed to is free to decide it any more: each works on a case with a look in it.\n\n"
-                f"Please review it and record your decision: GET /api/v1/flags/{flag.pk}/"
+                f"Please review it and record your decision: {site_link(f'/flags/{flag.pk}/')}"
             ),
             flag=flag,
         )
@@ -133,7 +135,7 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, planned: PlannedFlag, policy:
             body=(
                 f"A viewing logged on case {viewing.case.reference} raised flag {flag.pk} "
                 f"({RuleCode(flag.rule).label}, {flag.severity} severity, policy version {policy.version}).\n\n"
-                f"{finding.what_fired}\n\nPlease review it and record your decision: GET /api/v1/flags/{flag.pk}/"
+                f"{finding.what_fired}\n\nPlease review it and record your decision: {site_link(f'/flags/{flag.pk}/')}"
             ),
             flag=flag,
         )
@@ -156,7 +158,7 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, planned: PlannedFlag, policy:
     return RaisedFlag(flag=flag, absorbed=False, explanation=planned.explanation, link=link)
 
 
-@transaction.atomic(savepoint=False)
+@service(savepoint=False)
 def detection_apply(
     *, ctx: AuditContext, viewing: Viewing, plan: DetectionPlan, policy: DetectionPolicy | None
 ) -> list[RaisedFlag]:
@@ -200,28 +202,7 @@ class Decision:
     draft_application: dict[str, Any] | None
 
 
-def draft_application(flag: Flag) -> dict[str, Any]:
-    """An application pre-filled from the flag, for a practitioner on the case to
-    complete and submit (POST /api/v1/authorisations/)."""
-    viewings = [link.viewing for link in flag.flag_viewings.select_related("viewing__profile").order_by("id")]
-    purposes = sorted({v.get_purpose_display().lower() for v in viewings})
-    return {
-        "type": "non_ripa",
-        "case": flag.case_id,
-        "subjects": [flag.subject_id],
-        "platforms": sorted({v.profile.platform for v in viewings}),
-        "profiles": sorted({v.profile_id for v in viewings}),
-        "purpose": f"Continued viewing for {', '.join(purposes)} (flag {flag.pk}: {RuleCode(flag.rule).label}).",
-        "information_sought": "",
-        "necessity": "",
-        "proportionality": "",
-        "alternatives_considered": "",
-        "collateral_intrusion": "",
-        "confidential_information_likely": None,
-    }
-
-
-@transaction.atomic
+@service
 def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) -> Decision:
     """Record an officer's decision on a flag. Only an officer it was routed to, who does
     not work on any case with a look in it (nor looked), may decide; a flag is decided once.
@@ -253,16 +234,28 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
         pk__in=flag.flag_viewings.values("viewing__practitioner_id"), is_active=True
     ).order_by("username")
     label = FlagOutcome(outcome).label
+    decided_by = f"{officer.display_name} ({officer.username})" if officer.get_full_name() else officer.username
     for practitioner in practitioners:
         if Case.objects.visible_to(practitioner).filter(pk=flag.case_id).exists():
             subject_line = f"Flag {flag.pk} on case {flag.case.reference}: {label}"
-            body = f"{officer.username} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}"
+            body = (
+                f"{decided_by} decided flag {flag.pk}: {label}.\n\nReasoning: {flag.reasoning}\n\n"
+                f"The flag: {site_link(f'/flags/{flag.pk}/')}"
+            )
         else:
-            # Their look joined another team's flag: that case and its reasoning are not theirs to see.
+            # Their look joined another team's flag: that case and its reasoning are not theirs to see;
+            # the link is to their own look.
+            viewing_id = (
+                flag.flag_viewings.filter(viewing__practitioner=practitioner)
+                .order_by("-viewing_id")
+                .values_list("viewing_id", flat=True)
+                .first()
+            )
             subject_line = f"Flag {flag.pk} about a person you looked at: {label}"
             body = (
-                f"{officer.username} decided flag {flag.pk}, about a person you looked at: {label}.\n\n"
-                f"Ask {officer.username} if you need the reasoning."
+                f"{decided_by} decided flag {flag.pk}, about a person you looked at: {label}.\n\n"
+                f"Ask {officer.username} if you need the reasoning.\n\n"
+                f"Your look: {site_link(f'/viewings/{viewing_id}/')}"
             )
         notification_queue(recipient=practitioner, subject_line=subject_line, body=body, flag=flag)
     if outcome == FlagOutcome.REPORT_ERROR_TO_SRO:
@@ -271,8 +264,9 @@ def flag_decide(*, ctx: AuditContext, flag: Flag, outcome: str, reasoning: str) 
                 recipient=sro,
                 subject_line=f"Error reported on flag {flag.pk}, case {flag.case.reference}",
                 body=(
-                    f"{officer.username} reports possible unauthorised surveillance (flag {flag.pk}, "
-                    f"{RuleCode(flag.rule).label}).\n\nReasoning: {flag.reasoning}"
+                    f"{decided_by} reports possible unauthorised surveillance (flag {flag.pk}, "
+                    f"{RuleCode(flag.rule).label}).\n\nReasoning: {flag.reasoning}\n\n"
+                    f"The flag: {site_link(f'/flags/{flag.pk}/')}"
                 ),
                 flag=flag,
             )
@@ -309,7 +303,7 @@ def _lock_policy() -> None:
         db.execute(f"SELECT pg_advisory_xact_lock({POLICY_LOCK_SPACE}, 0)")
 
 
-@transaction.atomic
+@service
 def policy_update(*, ctx: AuditContext, rules: Any, note: str = "") -> DetectionPolicy:
     """A new version of the policy (the SRO's alone); earlier versions stay as they were.
     Concurrent changes are made one after the other, each a version of its own, audited

@@ -127,3 +127,27 @@ def validate_redis_url(name: str, url: str | None) -> str | None:
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ImproperlyConfigured(f"{name} must be a redis://, rediss:// or unix:// URL, got {url!r}.")
     return url
+
+
+def env_site_url(name: str, default: str) -> str:
+    """An absolute http(s) URL with a host and nothing after the path (no query, no
+    fragment, no credentials), without its trailing slash: the base that links in emails
+    are built on."""
+    url = env_str(name, default)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid URL ({exc}), got {url!r}.") from exc
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url)
+    ):
+        raise ImproperlyConfigured(
+            f"{name} must be an absolute http:// or https:// URL such as https://evidence.council.example, got {url!r}."
+        )
+    return url.rstrip("/")

@@ -21,10 +21,12 @@ from evidence_service.env import (
     env_int,
     env_list,
     env_secret,
+    env_site_url,
     env_str,
     parse_database_url,
     validate_redis_url,
 )
+from tlog.note import NoteError, parse_verifier_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -111,6 +113,15 @@ if DATABASE_URL:
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "db.sqlite3")}
+# The password may come on its own rather than inside DATABASE_URL: DATABASE_PASSWORD, or
+# DATABASE_PASSWORD_FILE (a Docker secret, as docker-compose.yml gives it).
+_database_password = env_secret("DATABASE_PASSWORD")
+if _database_password is not None:
+    if _default_db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_PASSWORD is for a postgresql:// DATABASE_URL.")
+    if _default_db["PASSWORD"]:
+        raise ImproperlyConfigured("Give the database password in DATABASE_URL or in DATABASE_PASSWORD, not both.")
+    _default_db["PASSWORD"] = _database_password
 if _default_db["ENGINE"] == "django.db.backends.postgresql":
     _default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _default_db["CONN_HEALTH_CHECKS"] = True
@@ -131,7 +142,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis, cache and Celery ------------------------------------------------------------
 REDIS_URL = validate_redis_url("REDIS_URL", env_str("REDIS_URL"))
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Nothing on the request path depends on the cache (the sign-in throttle counts in the
+    # database); short timeouts keep any later use of it from hanging while Redis is down.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -152,15 +171,21 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- Tamper-evident audit log (RFC 9162 Merkle tree, signed checkpoints) ---------------
-# The log's name, written into every leaf and checkpoint; make it unique per deployment.
-AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN", "case-evidence.localhost/audit-log")
-if any(ch.isspace() for ch in AUDIT_LOG_ORIGIN) or "+" in AUDIT_LOG_ORIGIN:
-    raise ImproperlyConfigured("AUDIT_LOG_ORIGIN may not contain spaces or '+'.")
-# The Ed25519 signing key in signed-note form (PRIVATE+KEY+<name>+<id>+<base64>), from the
-# environment or a file; without one, a key is generated on first use and kept in
-# DATA_DIR/audit-signing.key (mode 0600).
+# The log's name, written into every leaf and checkpoint; unique per deployment, and never
+# changed (a new name starts a new log). Required when DEBUG is off (checked at the end).
+AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN")
+# The Ed25519 signing key in signed-note form (PRIVATE+KEY+<origin>+<id>+<base64>), from the
+# environment or a file. Required when DEBUG is off; with DEBUG on and none set, a key is
+# generated on first use and kept in DATA_DIR/audit-signing.key (mode 0600).
 AUDIT_SIGNING_KEY = env_secret("AUDIT_SIGNING_KEY")
 AUDIT_SIGNING_KEY_PATH = DATA_DIR / "audit-signing.key"
+# Verifier keys of earlier signing keys (<origin>+<key id>+<base64>, separated by commas or
+# white space, or one a line in AUDIT_VERIFIER_KEYS_FILE), still trusted so that the
+# checkpoints they signed keep verifying after a rotation. The current key's is implied.
+AUDIT_VERIFIER_KEYS = (env_secret("AUDIT_VERIFIER_KEYS") or "").replace(",", " ").split()
+# /healthz answers 503 when an audit event has waited longer than this to be sequenced, or
+# (with a broker) when the periodic tasks that beat sends have not run for this long.
+AUDIT_HEALTH_MAX_LAG_SECONDS = env_int("AUDIT_HEALTH_MAX_LAG_SECONDS", 60, minimum=1)
 # Sequence new events in-process right after each commit (the request path never waits
 # for another integrator: it skips when one is running). With a broker, the periodic task
 # sequences them in batches instead (every 2 s, far cheaper per event than one at a time),
@@ -192,6 +217,11 @@ else:
     # notification worker test reads them there).
     EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "case-evidence@localhost")
+# Where people reach the service: every email's link is built on it (e.g.
+# https://evidence.council.example/flags/12/). An absolute http(s) URL; set it in every
+# deployment (``manage.py check --deploy`` warns when it is left at the local default).
+SITE_URL_DEFAULT = "http://127.0.0.1:8000"
+SITE_URL = env_site_url("SITE_URL", SITE_URL_DEFAULT)
 
 # --- Accounts and authentication --------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -207,11 +237,17 @@ SESSION_COOKIE_AGE = int(API_TOKEN_TTL.total_seconds())
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/api/v1/docs/"
 
-# Sign-in throttling (API token and session sign-in share the counters, kept in the cache:
-# Redis when REDIS_URL is set). After this many failures within the window, further
-# attempts are refused with 429 without checking the password. 0 switches a limit off.
-LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 5, minimum=0)
+# Sign-in throttling (accounts/throttling.py; the API token and the session sign-in share
+# the counts, kept in the database so that they hold without Redis). Past a limit within the
+# window, further attempts are refused with 429 without checking the password. 0 switches a
+# limit off. Failures of one username from one address:
+LOGIN_FAILURES_PER_USER_AND_IP = env_int("LOGIN_FAILURES_PER_USER_AND_IP", 5, minimum=0)
+# ... from one address, whatever the username:
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20, minimum=0)
+# ... of one username from every address together (a distributed guess), not applied at an
+# address the username signed in from within LOGIN_KNOWN_ADDRESS_DAYS (0 = nowhere exempt):
+LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 100, minimum=0)
+LOGIN_KNOWN_ADDRESS_DAYS = env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30, minimum=0, maximum=3650)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1, maximum=7 * 24 * 3600)
 
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are
@@ -281,8 +317,11 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# The health probe (docker-compose.yml's healthcheck, a load balancer's) asks over plain HTTP
+# from beside the app: answered, not redirected. It shows no data.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Strict-Transport-Security, sent on HTTPS responses only; set it (e.g. 31536000) once
-# the service is served over TLS (see the deployment checklist).
+# the service is served over TLS (see the deployment checklist, docs/operations.md).
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -346,3 +385,35 @@ CELERY_BEAT_SCHEDULE["detection-resend-notifications"] = {
     "task": "detection.resend_pending_notifications",
     "schedule": 60.0,
 }
+
+# --- What production cannot start without -------------------------------------------------
+# Checked last, so that a malformed setting above is reported by name first.
+if not DEBUG:
+    # A placeholder origin or a key generated where nobody keeps it would give a log that
+    # nobody can verify later: refuse to start instead (manage.py, gunicorn, Celery alike).
+    _missing = [
+        name
+        for name, value in (
+            ("AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE)", AUDIT_SIGNING_KEY),
+            ("AUDIT_LOG_ORIGIN", AUDIT_LOG_ORIGIN),
+        )
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"{' and '.join(_missing)} must be set when DEBUG is off (see docs/operations.md: "
+            "generate a key with `python3 tools/audit_keygen.py ORIGIN`)."
+        )
+AUDIT_LOG_ORIGIN = AUDIT_LOG_ORIGIN or "case-evidence.localhost/audit-log"
+if any(ch.isspace() for ch in AUDIT_LOG_ORIGIN) or "+" in AUDIT_LOG_ORIGIN:
+    raise ImproperlyConfigured("AUDIT_LOG_ORIGIN may not contain spaces or '+'.")
+for _key in AUDIT_VERIFIER_KEYS:
+    try:
+        _verifier = parse_verifier_key(_key)
+    except NoteError as _error:
+        raise ImproperlyConfigured(f"AUDIT_VERIFIER_KEYS: {_key!r} is not a verifier key: {_error}") from _error
+    if _verifier.name != AUDIT_LOG_ORIGIN:
+        raise ImproperlyConfigured(
+            f"AUDIT_VERIFIER_KEYS: {_key!r} is a key of {_verifier.name!r}, "
+            f"not of AUDIT_LOG_ORIGIN {AUDIT_LOG_ORIGIN!r}."
+        )

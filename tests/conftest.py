@@ -1,12 +1,13 @@
 import os
-import uuid
 
 import pytest
 from django.db import connection
+from django.test import TransactionTestCase
 from rest_framework.test import APIClient
 
 from accounts.models import Role
 from audit.models import AuditEvent
+from tests import db_harness
 from tests.factories import CaseFactory, CaseSubjectFactory, ProfileFactory, TeamFactory, UserFactory
 
 
@@ -19,12 +20,27 @@ def pytest_collection_modifyitems(config, items):
             item.fixturenames.append("_postgres_only")
 
 
-@pytest.fixture(autouse=True)
-def _own_login_failure_counters(monkeypatch):
-    """Sign-in failure counters live in the cache, which outlives a test (and in CI is a
-    shared Redis): each test counts under its own key prefix, so failures in one test
-    never throttle sign-ins in another."""
-    monkeypatch.setattr("accounts.throttling.KEY_PREFIX", f"login-failures-test-{uuid.uuid4().hex}")
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database as pytest-django makes it (created and migrated by the owner), its
+    seeded rows copied for ``db_harness.empty_database``; with CES_TEST_RUNTIME_ROLE=1, the
+    tests then connect as the runtime role (tests/db_harness.py)."""
+    with django_db_blocker.unblock():
+        db_harness.snapshot_seeds()
+        if db_harness.runtime_role_requested():
+            db_harness.connect_as_runtime_role()
+    yield
+    with django_db_blocker.unblock():
+        db_harness.connect_as_owner()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _transactional_tests_empty_the_database_as_owner():
+    """After a ``transaction=True`` test, the harness empties the database as the owner
+    instead of Django's flush, which the append-only tables refuse (tests/db_harness.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", db_harness.fixture_teardown)
+        yield
 
 
 @pytest.fixture

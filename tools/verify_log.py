@@ -17,7 +17,10 @@ when something does not, 2 for bad command-line usage)::
     verify_log.py consistency --vkey VKEY --old NOTE_FILE --new NOTE_FILE
                   --proof-json FILE
 
-VKEY is the verifier key itself or the path of a file holding it.
+VKEY is the verifier key itself or the path of a file holding it (one key a line).
+``--vkey`` may be given several times: after the log's signing key was rotated, trust the
+old key and the new, and each signed note is checked with the key it names (its origin
+and key id). A note signed by none of the keys given fails.
 
 Bundle format
 -------------
@@ -112,12 +115,24 @@ def read_text(path: str, what: str) -> str:
 
 
 def load_verifier_key(value: str) -> VerifierKey:
-    """The verifier key given on the command line, inline or as a file path."""
-    text = read_text(value, "verifier key file") if is_file(value) else value
-    try:
-        return parse_verifier_key(text.strip())
-    except NoteError as error:
-        raise VerificationError(f"bad verifier key: {error}") from None
+    """The verifier key given on the command line, inline or as a file path (its first)."""
+    return load_verifier_keys([value])[0]
+
+
+def load_verifier_keys(values: Sequence[str]) -> list[VerifierKey]:
+    """Every verifier key given with ``--vkey``: inline, or files of one key a line."""
+    keys: list[VerifierKey] = []
+    for value in values:
+        text = read_text(value, "verifier key file") if is_file(value) else value
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if not lines:
+            raise VerificationError(f"bad verifier key: {value!r} holds no key")
+        for line in lines:
+            try:
+                keys.append(parse_verifier_key(line))
+            except NoteError as error:
+                raise VerificationError(f"bad verifier key: {error}") from None
+    return keys
 
 
 def is_file(value: str) -> bool:
@@ -128,7 +143,7 @@ def is_file(value: str) -> bool:
         return False
 
 
-def verify_checkpoint_note(note_text: str, verifier: VerifierKey, what: str) -> Checkpoint:
+def verify_checkpoint_note(note_text: str, verifier: VerifierKey | Sequence[VerifierKey], what: str) -> Checkpoint:
     """Open a signed checkpoint, turning any failure into a message naming ``what``."""
     try:
         return open_checkpoint(note_text, verifier)
@@ -180,7 +195,7 @@ def b64(data: bytes) -> str:
 # --- Bundles --------------------------------------------------------------------------
 
 
-def verify_bundle(bundle: Any, verifier: VerifierKey) -> Checkpoint:
+def verify_bundle(bundle: Any, verifier: VerifierKey | Sequence[VerifierKey]) -> Checkpoint:
     """Check a bundle (see the module docstring); return its verified checkpoint."""
     if not isinstance(bundle, dict):
         raise VerificationError("bundle must be a JSON object")
@@ -327,7 +342,7 @@ class MilestoneCheckpoints:
     def __init__(
         self,
         bundle: dict[str, Any],
-        verifier: VerifierKey,
+        verifier: VerifierKey | Sequence[VerifierKey],
         origin: str,
         start: int,
         end: int,
@@ -388,7 +403,7 @@ def print_checkpoint(checkpoint: Checkpoint) -> None:
 
 def command_note(args: argparse.Namespace) -> None:
     """Verify a signed checkpoint note."""
-    verifier = load_verifier_key(args.vkey)
+    verifier = load_verifier_keys(args.vkey)
     checkpoint = verify_checkpoint_note(read_text(args.note_file, "note"), verifier, "note")
     print("checkpoint signature: OK")
     print_checkpoint(checkpoint)
@@ -396,7 +411,7 @@ def command_note(args: argparse.Namespace) -> None:
 
 def command_bundle(args: argparse.Namespace) -> None:
     """Verify an exported bundle of entries against its signed checkpoint."""
-    verifier = load_verifier_key(args.vkey)
+    verifier = load_verifier_keys(args.vkey)
     bundle = load_json(args.bundle_file, "bundle")
     checkpoint = verify_bundle(bundle, verifier)
     print(f"bundle: OK, entries [{bundle['start']}, {bundle['end']}) match the checkpoint")
@@ -422,7 +437,7 @@ def load_proof(path: str, fields: dict[str, int]) -> list[bytes]:
 
 def command_inclusion(args: argparse.Namespace) -> None:
     """Verify that one leaf is in the tree of a signed checkpoint."""
-    verifier = load_verifier_key(args.vkey)
+    verifier = load_verifier_keys(args.vkey)
     checkpoint = verify_checkpoint_note(read_text(args.note, "note"), verifier, "note")
     if args.leaf_b64 is not None:
         leaf_hash = merkle.leaf_hash(decode_base64(args.leaf_b64, "--leaf-b64"))
@@ -440,7 +455,7 @@ def command_inclusion(args: argparse.Namespace) -> None:
 
 def command_consistency(args: argparse.Namespace) -> None:
     """Verify that an older signed checkpoint is a prefix of a newer one."""
-    verifier = load_verifier_key(args.vkey)
+    verifier = load_verifier_keys(args.vkey)
     old = verify_checkpoint_note(read_text(args.old, "old note"), verifier, "old note")
     new = verify_checkpoint_note(read_text(args.new, "new note"), verifier, "new note")
     if old.origin != new.origin:
@@ -486,7 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     consistency.set_defaults(handler=command_consistency)
 
     for subparser in (note, bundle, inclusion, consistency):
-        subparser.add_argument("--vkey", required=True, help="verifier key, or a file containing it")
+        subparser.add_argument(
+            "--vkey",
+            required=True,
+            action="append",
+            help="a trusted verifier key, or a file of them (repeatable: the keys before and after a rotation)",
+        )
     return parser
 
 

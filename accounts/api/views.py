@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
-from accounts.services import session_logout_record, token_issue, token_revoke
+from accounts.services import login_attempt_start, session_logout_record, token_issue, token_revoke
 from audit.services import AuditContext, audit_record
+from evidence_service.api.errors import Unauthenticated
 from evidence_service.api.schema import ErrorSerializer
 
 
@@ -51,7 +52,18 @@ class TokenCreateApi(APIView):
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        raw, token = token_issue(ctx=AuditContext.from_request(request), **data.validated_data)
+        ctx = AuditContext.from_request(request)
+        # Two transactions, as for the session sign-in (accounts/views.py): the attempt is
+        # counted and committed first (429 over a limit, the password unchecked), then the
+        # password is checked and the token issued.
+        attempt = login_attempt_start(ctx=ctx, username=data.validated_data["username"], method="token")
+        try:
+            raw, token = token_issue(ctx=ctx, attempt=attempt, **data.validated_data)
+        except Unauthenticated:
+            raise  # a wrong password: the attempt stays counted as a failure
+        except BaseException:
+            attempt.release()
+            raise
         return Response(self.Output({"token": raw, "expires_at": token.expires_at}).data)
 
 
@@ -70,13 +82,27 @@ class LogoutApi(APIView):
 class MeApi(APIView):
     class Output(serializers.Serializer):
         username = serializers.CharField()
+        full_name = serializers.CharField(help_text="Empty when none is recorded.")
+        email = serializers.CharField(help_text="Where notifications go; empty when none is recorded (none are sent).")
+        grade = serializers.CharField(help_text="An officer's post or grade; empty when none is recorded.")
         role = serializers.CharField()
         teams = TeamOutput(many=True)
 
     @extend_schema(responses=Output)
     def get(self, request):
         user = request.user
-        return Response(self.Output({"username": user.username, "role": user.role, "teams": user.teams.all()}).data)
+        return Response(
+            self.Output(
+                {
+                    "username": user.username,
+                    "full_name": user.get_full_name(),
+                    "email": user.email,
+                    "grade": user.grade,
+                    "role": user.role,
+                    "teams": user.teams.all(),
+                }
+            ).data
+        )
 
 
 class TeamListApi(APIView):

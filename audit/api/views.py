@@ -514,7 +514,20 @@ class CheckpointOutput(serializers.Serializer):
     root = serializers.CharField(help_text="base64 SHA-256 root hash")
     note = serializers.CharField(help_text="The signed checkpoint (C2SP tlog-checkpoint in a signed note).")
     signed_at = serializers.DateTimeField()
-    verifier_key = serializers.CharField(help_text="The log's public key: <name>+<key id hex>+<base64(0x01||key)>.")
+    verifier_key = serializers.CharField(
+        help_text="The public key that signed this checkpoint: <name>+<key id hex>+<base64(0x01||key)>."
+    )
+    verifier_keys = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Every key the log trusts: the current signing key's first, then earlier keys' (after a rotation).",
+    )
+
+
+def _verifier_of(checkpoint: AuditCheckpoint) -> str:
+    """The trusted key that signed ``checkpoint`` (the current one, unless it was signed
+    before a rotation)."""
+    key = keys.verifier_for(checkpoint.key_id) or keys.verifier()
+    return key.encode()
 
 
 class AuditCheckpointApi(_AuditApi):
@@ -532,7 +545,8 @@ class AuditCheckpointApi(_AuditApi):
                     "root": b64(bytes(checkpoint.root)),
                     "note": checkpoint.note,
                     "signed_at": checkpoint.signed_at,
-                    "verifier_key": keys.verifier().encode(),
+                    "verifier_key": _verifier_of(checkpoint),
+                    "verifier_keys": [key.encode() for key in keys.trusted_verifiers()],
                 }
             ).data
         )
@@ -662,7 +676,11 @@ class AuditExportApi(_AuditApi):
 
     class Output(serializers.Serializer):
         origin = serializers.CharField()
-        verifier_key = serializers.CharField()
+        verifier_key = serializers.CharField(help_text="The public key that signed the checkpoint.")
+        verifier_keys = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Every key the log trusts (earlier checkpoints may be signed by one).",
+        )
         checkpoint = serializers.CharField()
         tree_size = serializers.IntegerField()
         start = serializers.IntegerField()
@@ -684,7 +702,8 @@ class AuditExportApi(_AuditApi):
         _audited_query(request, "export", start=start, end=end, tree_size=size)
         body = {
             "origin": settings.AUDIT_LOG_ORIGIN,
-            "verifier_key": keys.verifier().encode(),
+            "verifier_key": _verifier_of(checkpoint),
+            "verifier_keys": [key.encode() for key in keys.trusted_verifiers()],
             "checkpoint": checkpoint.note,
             "tree_size": size,
             "start": start,

@@ -146,8 +146,9 @@ class AuthorisationDetailOutput(AuthorisationOutput):
 
 
 class CentralRecordOfficer(serializers.Serializer):
-    name = serializers.CharField()
-    grade = serializers.CharField()
+    name = serializers.CharField(help_text="The officer's full name (their username when none is recorded).")
+    grade = serializers.CharField(help_text="The grade or post given with the decision (else the one on the account).")
+    username = serializers.CharField()
 
 
 class CentralRecordMagistrate(serializers.Serializer):
@@ -159,7 +160,9 @@ class CentralRecordMagistrate(serializers.Serializer):
 
 class CentralRecordReview(serializers.Serializer):
     reviewed_at = serializers.DateTimeField()
-    reviewed_by = serializers.CharField()
+    reviewed_by = serializers.CharField(help_text="The reviewing officer's full name.")
+    reviewed_by_grade = serializers.CharField(help_text="Their grade or post, as on their account.")
+    reviewed_by_username = serializers.CharField()
     outcome = serializers.CharField()
     findings = serializers.CharField()
     next_review_due = serializers.DateTimeField(allow_null=True)
@@ -167,7 +170,8 @@ class CentralRecordReview(serializers.Serializer):
 
 class CentralRecordRenewal(serializers.Serializer):
     renewed_at = serializers.DateTimeField()
-    renewed_by = serializers.CharField()
+    renewed_by = serializers.CharField(help_text="The renewing officer's full name.")
+    renewed_by_username = serializers.CharField()
     officer_grade = serializers.CharField()
     previous_expires_at = serializers.DateTimeField()
     new_expires_at = serializers.DateTimeField()
@@ -184,7 +188,8 @@ class CentralRecordOutput(serializers.Serializer):
     title = serializers.CharField()
     description = serializers.CharField()
     subjects = serializers.ListField(child=serializers.CharField(), help_text="The subjects' names.")
-    applicant = serializers.CharField()
+    applicant = serializers.CharField(help_text="The applicant's full name (their username when none is recorded).")
+    applicant_username = serializers.CharField()
     submitted_at = serializers.DateTimeField(allow_null=True)
     decision = serializers.CharField(allow_null=True, help_text="granted or refused; null while awaiting a decision.")
     decided_at = serializers.DateTimeField(allow_null=True)
@@ -200,7 +205,9 @@ class CentralRecordOutput(serializers.Serializer):
     reviews = CentralRecordReview(many=True)
     renewals = CentralRecordRenewal(many=True)
     cancelled_at = serializers.DateTimeField(allow_null=True)
-    cancelled_by = serializers.CharField(allow_null=True)
+    cancelled_by = serializers.CharField(allow_null=True, help_text="The cancelling officer's full name.")
+    cancelled_by_grade = serializers.CharField(allow_null=True, help_text="Their grade or post, as on their account.")
+    cancelled_by_username = serializers.CharField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
     retention_until = serializers.DateTimeField(
         allow_null=True, help_text="Keep the record until then: AUTHORISATION_RETENTION_YEARS after ended_at."
@@ -238,7 +245,15 @@ CENTRAL_RECORD_CSV_HEADER = [
     "cancelled_by",
     "ended_at",
     "retention_until",
+    "applicant_username",
+    "authorising_officer_username",
+    "cancelled_by_grade",
+    "cancelled_by_username",
 ]
+
+
+def _with_grade(name: str, grade: str) -> str:
+    return f"{name} ({grade})" if grade else name
 
 
 def _when(moment) -> str:
@@ -249,7 +264,7 @@ def central_record_csv_row(entry: dict) -> list:
     officer = entry["authorising_officer"] or {}
     magistrate = entry["magistrate_approval"] or {}
     reviews = " | ".join(
-        f"{_when(r['reviewed_at'])} {r['outcome']} by {r['reviewed_by']}"
+        f"{_when(r['reviewed_at'])} {r['outcome']} by {_with_grade(r['reviewed_by'], r['reviewed_by_grade'])}"
         + (f", next review {_when(r['next_review_due'])}" if r["next_review_due"] else "")
         + f": {r['findings']}"
         for r in entry["reviews"]
@@ -296,4 +311,8 @@ def central_record_csv_row(entry: dict) -> list:
         entry["cancelled_by"],
         entry["ended_at"],
         entry["retention_until"],
+        entry["applicant_username"],
+        officer.get("username"),
+        entry["cancelled_by_grade"],
+        entry["cancelled_by_username"],
     ]

@@ -182,9 +182,14 @@ class AuthorisationSubmitApi(_Api):
 # --- Decisions ----------------------------------------------------------------------------------
 
 
+OFFICER_GRADE_HELP = "Your grade or post, for the central record; by default the grade on your account."
+
+
 class AuthorisationGrantApi(_Api):
     class Input(serializers.Serializer):
-        officer_grade = serializers.CharField(max_length=200, help_text="Your grade or post, for the central record.")
+        officer_grade = serializers.CharField(
+            max_length=200, required=False, default="", allow_blank=True, help_text=OFFICER_GRADE_HELP
+        )
         statement = serializers.CharField(
             max_length=20000, help_text="Your own statement of why it is necessary and proportionate."
         )
@@ -210,7 +215,9 @@ class AuthorisationGrantApi(_Api):
 
 class AuthorisationRefuseApi(_Api):
     class Input(serializers.Serializer):
-        officer_grade = serializers.CharField(max_length=200)
+        officer_grade = serializers.CharField(
+            max_length=200, required=False, default="", allow_blank=True, help_text=OFFICER_GRADE_HELP
+        )
         statement = serializers.CharField(max_length=20000, help_text="Why the application is refused.")
         directly_involved = serializers.BooleanField(required=False, default=False)
 
@@ -274,7 +281,9 @@ class AuthorisationReviewCreateApi(_Api):
 
 class AuthorisationRenewApi(_Api):
     class Input(serializers.Serializer):
-        officer_grade = serializers.CharField(max_length=200)
+        officer_grade = serializers.CharField(
+            max_length=200, required=False, default="", allow_blank=True, help_text=OFFICER_GRADE_HELP
+        )
         statement = serializers.CharField(
             max_length=20000, help_text="Why it is still necessary and proportionate, and what it has obtained."
         )

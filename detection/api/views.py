@@ -214,7 +214,7 @@ class FlagListApi(_FlagApi):
 def _detail(request, flag) -> dict:
     flag.visible_links, flag.viewings_not_shown = selectors.flag_viewings(user=request.user, flag=flag)
     flag.draft_application = (
-        services.draft_application(flag) if flag.outcome == FlagOutcome.AUTHORISATION_REQUIRED else None
+        selectors.draft_application(flag) if flag.outcome == FlagOutcome.AUTHORISATION_REQUIRED else None
     )
     return FlagDetailOutput(flag).data
 

@@ -11,6 +11,7 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
+from audit.health import audit_health
 from evidence_service.api.errors import error_body
 
 logger = logging.getLogger(__name__)
@@ -19,8 +20,14 @@ logger = logging.getLogger(__name__)
 @csrf_exempt
 @require_safe
 def healthz(request):
-    """Database (and Redis when configured) reachability, for load balancers and probes."""
-    checks: dict[str, str] = {}
+    """For load balancers, probes and monitoring: 200 ``{"status": "ok", ...}``, or 503
+    ``{"status": "unavailable", "reasons": [...], ...}`` naming each problem:
+    ``database_unavailable``, ``redis_unavailable``, ``audit_sequencing_stalled`` (an audit
+    event has waited longer than ``AUDIT_HEALTH_MAX_LAG_SECONDS`` for its place in the
+    Merkle tree) and, with a broker, ``beat_stalled`` (the periodic task Celery beat sends
+    every 2 seconds has not run for that long: beat, or every worker, is down)."""
+    checks: dict[str, object] = {}
+    reasons: list[str] = []
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -28,6 +35,7 @@ def healthz(request):
     except Exception:  # any failure means not healthy; the detail goes to the log only
         logger.exception("health check: database unavailable")
         checks["database"] = "unavailable"
+        reasons.append("database_unavailable")
     if settings.REDIS_URL:
         try:
             import redis
@@ -37,10 +45,32 @@ def healthz(request):
         except Exception:
             logger.exception("health check: redis unavailable")
             checks["redis"] = "unavailable"
+            reasons.append("redis_unavailable")
     else:
         checks["redis"] = "not_configured"
-    healthy = all(value in ("ok", "not_configured") for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    if checks["database"] == "ok":
+        try:
+            audit = audit_health()
+        except Exception:
+            logger.exception("health check: the audit log's state could not be read")
+            reasons.append("audit_log_unreadable")
+        else:
+            if found := audit.reasons():
+                reasons.extend(found)
+                checks["audit_sequencing"] = {
+                    "oldest_unsequenced_seconds": _rounded(audit.oldest_unsequenced_seconds),
+                    "beat_seconds": _rounded(audit.beat_seconds),
+                    "max_lag_seconds": settings.AUDIT_HEALTH_MAX_LAG_SECONDS,
+                }
+    if reasons:
+        for reason in reasons:
+            logger.warning("health check: %s", reason)
+        return JsonResponse({"status": "unavailable", "reasons": reasons, **checks}, status=503)
+    return JsonResponse({"status": "ok", **checks})
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def not_found(request, exception=None):

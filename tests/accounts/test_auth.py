@@ -48,11 +48,16 @@ def test_login_without_a_password_names_the_field(db):
     assert "password" in response.json()["fields"]
 
 
-def test_me_answers_username_role_and_teams(alice, client_for):
+def test_me_answers_username_name_address_role_and_teams(alice, client_for):
+    alice.full_name, alice.email = "Alice Practitioner", "alice@example.org"
+    alice.save()
     response = client_for(alice).get("/api/v1/me/")
     assert response.status_code == 200
     assert response.json() == {
         "username": "alice",
+        "full_name": "Alice Practitioner",
+        "email": "alice@example.org",
+        "grade": "",
         "role": "practitioner",
         "teams": [{"id": alice.teams.get().pk, "name": "North"}],
     }

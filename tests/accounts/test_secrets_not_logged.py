@@ -89,7 +89,7 @@ def session_key_absent_from_the_audit_log(client) -> bool:
 
 
 def test_a_throttled_sign_in_logs_no_password(password, everything_logged, settings):
-    settings.LOGIN_FAILURES_PER_USER = 1
+    settings.LOGIN_FAILURES_PER_USER_AND_IP = 1
     client = APIClient()
     assert client.post("/api/v1/auth/token/", {"username": "alice", "password": "x-wrong"}, format="json").status_code
     response = client.post("/api/v1/auth/token/", {"username": "alice", "password": password}, format="json")

@@ -48,3 +48,11 @@ def test_the_runtime_role_may_append_but_not_rewrite_or_unprotect(runtime_role):
     assert AuditEvent.objects.get(pk=event.pk).action == "case.read"
     # Ordinary tables stay writable.
     as_role(runtime_role, "UPDATE cases_case SET title = title")
+
+
+@pytest.mark.postgres
+def test_the_runtime_role_may_record_that_beat_ran_and_read_the_health_of_the_log(runtime_role):
+    """The worker records the heartbeat /healthz reads (audit/health.py), as the runtime role."""
+    as_role(runtime_role, "INSERT INTO audit_heartbeat (name, at) VALUES ('beat', now())")
+    as_role(runtime_role, "UPDATE audit_heartbeat SET at = now() WHERE name = 'beat'")
+    as_role(runtime_role, "SELECT max_event_id, scan_from_event_id FROM audit_auditlogstate WHERE id = 1")

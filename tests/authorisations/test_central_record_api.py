@@ -135,7 +135,7 @@ def test_the_central_record_holds_the_facts_of_the_lifecycle(record, audrey, cli
     entry = client_for(audrey).get(URL).json()["results"][0]
     assert entry["type"] == "directed_surveillance"
     assert entry["subjects"] == ["Jane Doe"]
-    assert entry["authorising_officer"] == {"name": "Olivia Officer", "grade": "Head of Service"}
+    assert entry["authorising_officer"] == {"name": "Olivia Officer", "grade": "Head of Service", "username": "olivia"}
     assert entry["urgency_used"] is False and "s.43(1A)" in entry["urgency_reason"]
     assert entry["officer_directly_involved"] is False
     assert entry["magistrate_approval"]["court"] == "Leeds Magistrates' Court"
@@ -201,3 +201,61 @@ def test_practitioners_and_admins_may_not_read_the_central_record(who, request, 
 def test_a_bad_filter_is_named(audrey, client_for):
     response = client_for(audrey).get(URL, {"type": "wiretap"})
     assert response.status_code == 400 and list(response.json()["fields"]) == ["type"]
+
+
+def test_officers_are_named_by_full_name_with_their_grade_in_json_and_csv_usernames_kept(
+    record, olivia, sam, alice, audrey, client_for
+):
+    olivia.full_name, olivia.grade = "Olivia Okafor-Smith", "Head of Legal Services"
+    sam.full_name, sam.grade = "Samuel Senior", "Chief Executive"
+    alice.full_name = "Alice Adebayo"
+    for user in (olivia, sam, alice):
+        user.save()
+    client = client_for(audrey)
+    entry = client.get(URL).json()["results"][0]
+    assert (entry["applicant"], entry["applicant_username"]) == ("Alice Adebayo", "alice")
+    # The grade given with the decision is the record's; the name is the account's full name.
+    assert entry["authorising_officer"] == {
+        "name": "Olivia Okafor-Smith",
+        "grade": "Head of Service",
+        "username": "olivia",
+    }
+    [review] = entry["reviews"]
+    assert (review["reviewed_by"], review["reviewed_by_grade"], review["reviewed_by_username"]) == (
+        "Samuel Senior",
+        "Chief Executive",
+        "sam",
+    )
+    [renewal] = entry["renewals"]
+    assert (renewal["renewed_by"], renewal["renewed_by_username"], renewal["officer_grade"]) == (
+        "Samuel Senior",
+        "sam",
+        "SRO",
+    )
+    assert (entry["cancelled_by"], entry["cancelled_by_grade"], entry["cancelled_by_username"]) == (
+        "Olivia Okafor-Smith",
+        "Head of Legal Services",
+        "olivia",
+    )
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get(URL, {"format": "csv"}).streaming_content).decode())))
+    row = rows[0]
+    assert (row["applicant"], row["applicant_username"]) == ("Alice Adebayo", "alice")
+    assert (row["authorising_officer_name"], row["authorising_officer_grade"]) == (
+        "Olivia Okafor-Smith",
+        "Head of Service",
+    )
+    assert row["authorising_officer_username"] == "olivia"
+    assert "continue by Samuel Senior (Chief Executive)" in row["reviews"]
+    assert "by Samuel Senior (SRO)" in row["renewals"]
+    assert (row["cancelled_by"], row["cancelled_by_grade"], row["cancelled_by_username"]) == (
+        "Olivia Okafor-Smith",
+        "Head of Legal Services",
+        "olivia",
+    )
+    assert "sam" not in (row["reviews"] + row["renewals"]).replace("Samuel", "")
+
+
+def test_an_officer_without_a_full_name_is_named_by_username(record, audrey, client_for):
+    entry = client_for(audrey).get(URL).json()["results"][0]
+    assert entry["reviews"][0]["reviewed_by"] == "sam" and entry["reviews"][0]["reviewed_by_grade"] == ""

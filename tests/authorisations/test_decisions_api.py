@@ -244,4 +244,34 @@ def test_blank_decision_fields_are_named(olivia, walk, client_for):
         format="json",
     )
     assert response.status_code == 400
-    assert set(response.json()["fields"]) == {"officer_grade", "review_interval_days"}
+    assert set(response.json()["fields"]) == {"review_interval_days"}
+    response = client_for(olivia).post(
+        f"{URL}{authorisation.pk}/grant/",
+        {"officer_grade": " ", "statement": "ok", "limits": "ok", "review_interval_days": 28},
+        format="json",
+    )
+    assert response.status_code == 400  # no grade given, and none on her account
+    assert set(response.json()["fields"]) == {"officer_grade"}
+
+
+def test_an_officer_s_grade_on_their_account_is_used_when_they_give_none(olivia, walk, client_for):
+    olivia.grade = "Head of Legal Services"
+    olivia.save()
+    authorisation = walk("submitted", type="directed_surveillance")
+    response = client_for(olivia).post(
+        f"{URL}{authorisation.pk}/grant/",
+        {"statement": "ok", "limits": "ok", "review_interval_days": 28},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    authorisation.refresh_from_db()
+    assert authorisation.officer_grade == "Head of Legal Services"
+    other = walk("submitted", type="directed_surveillance")
+    response = client_for(olivia).post(
+        f"{URL}{other.pk}/grant/",
+        {"officer_grade": "Acting Director", "statement": "ok", "limits": "ok", "review_interval_days": 28},
+        format="json",
+    )
+    assert response.status_code == 200
+    other.refresh_from_db()
+    assert other.officer_grade == "Acting Director"  # the grade given with the decision wins

@@ -11,6 +11,8 @@ from audit.services import AuditContext
 from authorisations import tasks
 from authorisations.models import Authorisation, AuthorisationReminder
 from authorisations.services import authorisation_remind, authorisation_review
+from detection import tasks as detection_tasks
+from detection.models import Notification
 from tests.authorisations.conftest import as_user, clock
 
 LONDON = ZoneInfo("Europe/London")
@@ -79,19 +81,23 @@ def test_overdue_reviews_and_near_expiries_are_reminded_once(ds, run):
     assert mail.outbox == []
 
     assert run(tasks.send_reminders, FIRST_REVIEW + timedelta(hours=1)) == 1
-    [review_mail] = mail.outbox
-    assert sorted(review_mail.to) == ["alice@council.example", "olivia@council.example"]
-    assert review_mail.subject.startswith(f"[{ds.urn}] Review overdue")
-    assert "Jane" not in review_mail.body  # no names of people under surveillance in email
+    assert sorted(address for m in mail.outbox for address in m.to) == [
+        "alice@council.example",
+        "olivia@council.example",
+    ]  # one email each, through the notifications outbox
+    for review_mail in mail.outbox:
+        assert review_mail.subject.startswith(f"[{ds.urn}] Review overdue")
+        assert "Jane" not in review_mail.body  # no names of people under surveillance in email
+        assert f"http://127.0.0.1:8000/authorisations/{ds.pk}/" in review_mail.body
     assert run(tasks.send_reminders, FIRST_REVIEW + timedelta(hours=2)) == 0
-    assert len(mail.outbox) == 1
+    assert len(mail.outbox) == 2
 
     near_expiry = EXPIRES - timedelta(days=13)
     assert run(tasks.send_reminders, near_expiry) == 1  # the review is still overdue but already reminded
-    assert mail.outbox[-1].subject.startswith(f"[{ds.urn}] Expires on 10 April 2026")
+    assert [m.subject for m in mail.outbox[2:]] == [f"[{ds.urn}] Expires on 10 April 2026 00:00 BST"] * 2
     assert run(tasks.send_reminders, near_expiry + timedelta(hours=1)) == 0
-    assert len(mail.outbox) == 2
-    assert AuthorisationReminder.objects.filter(sent_at__isnull=False).count() == 2
+    assert len(mail.outbox) == 4
+    assert Notification.objects.filter(authorisation=ds, status="sent").count() == 4
     events = AuditEvent.objects.filter(action="authorisation.remind").order_by("id")
     assert [e.payload["kind"] for e in events] == ["review_overdue", "expiry_soon"]
     assert events[0].payload["recipients"] == ["olivia", "alice"]
@@ -104,7 +110,7 @@ def test_a_new_review_date_is_reminded_afresh(ds, sam, run):
         authorisation_review(ctx=as_user(sam), authorisation=ds, findings="Continue.", outcome="continue")
     assert run(tasks.send_reminders, reviewed + timedelta(days=27)) == 0
     assert run(tasks.send_reminders, reviewed + timedelta(days=28, minutes=1)) == 1
-    assert [m.subject.split("]")[1].split(" since")[0] for m in mail.outbox] == [" Review overdue", " Review overdue"]
+    assert [m.subject.split("]")[1].split(" since")[0] for m in mail.outbox] == [" Review overdue"] * 4
 
 
 def test_an_expired_or_cancelled_authorisation_is_not_reminded(ds, run):
@@ -112,21 +118,41 @@ def test_an_expired_or_cancelled_authorisation_is_not_reminded(ds, run):
     assert mail.outbox == []
 
 
-def test_a_reminder_whose_email_was_lost_is_sent_by_a_later_run(ds, run):
+def test_a_reminder_whose_email_was_lost_is_sent_by_the_notifications_resend_job(ds, run):
     # Recorded, but the queued send never happened (e.g. the broker lost it).
     with clock(FIRST_REVIEW + timedelta(hours=1)):
         reminder = authorisation_remind(
             ctx=AuditContext(actor=None, via="test"), authorisation=ds, kind="review_overdue", due_at=FIRST_REVIEW
         )
-    assert reminder.sent_at is None and mail.outbox == []
-    run(tasks.send_reminders, FIRST_REVIEW + timedelta(hours=1, minutes=5))
-    assert mail.outbox == []  # too soon to tell it from one still in the queue
-    run(tasks.send_reminders, FIRST_REVIEW + timedelta(hours=2))
-    assert len(mail.outbox) == 1
+    assert reminder is not None and mail.outbox == []
+    pending = Notification.objects.filter(authorisation=ds, status="pending", subject_line__contains="Review overdue")
+    assert pending.count() == 2
+    run(detection_tasks.resend_pending_notifications, FIRST_REVIEW + timedelta(hours=2))
+    reminded = [m.to[0] for m in mail.outbox if "Review overdue" in m.subject]
+    assert sorted(reminded) == ["alice@council.example", "olivia@council.example"]
+    assert not pending.exists()
+    run(detection_tasks.resend_pending_notifications, FIRST_REVIEW + timedelta(hours=3))
+    assert len([m for m in mail.outbox if "Review overdue" in m.subject]) == 2  # sent once each
+
+
+def test_a_reminder_recorded_before_the_outbox_is_still_sent_once(ds, run):
+    # A row from before reminders went through the outbox: recipients' addresses, unsent.
+    reminder = AuthorisationReminder.objects.create(
+        authorisation=ds,
+        kind="review_overdue",
+        due_at=FIRST_REVIEW,
+        recipients=["alice@council.example"],
+        created_at=FIRST_REVIEW,
+    )
+    run(tasks.send_reminders, FIRST_REVIEW + timedelta(hours=1))
+    [legacy] = mail.outbox
+    assert legacy.to == ["alice@council.example"] and legacy.subject.startswith(f"[{ds.urn}] Review overdue")
+    assert f"http://127.0.0.1:8000/authorisations/{ds.pk}/" in legacy.body
     reminder.refresh_from_db()
     assert reminder.sent_at is not None
+    sent = len(mail.outbox)
     assert tasks.send_reminder_email(reminder.pk) is False  # a duplicate delivery sends nothing
-    assert len(mail.outbox) == 1
+    assert len(mail.outbox) == sent
 
 
 def test_people_without_an_email_address_are_named_in_the_audit_event(ds, olivia, run):

@@ -82,7 +82,7 @@ def test_when_no_officer_routed_is_free_any_more_the_flag_goes_to_the_sro_too(
     absorbed = AuditEvent.objects.get(action="flag.absorb")
     assert absorbed.payload["routed_to"] == ["sam"]
     [notification] = Notification.objects.filter(recipient=sam, flag=flag)
-    assert str(flag.pk) in notification.subject_line and "/api/v1/flags/" in notification.body
+    assert str(flag.pk) in notification.subject_line and f"http://127.0.0.1:8000/flags/{flag.pk}/" in notification.body
     assert not Notification.objects.filter(recipient__username__in=["sid", "nora"]).exists()
 
     assert decide(client_for(otis), flag).json()["code"] == "works_on_the_case"
@@ -168,6 +168,26 @@ def test_each_practitioner_is_told_of_the_decision_from_their_own_side(decided, 
     assert "Authorisation required" in text and "Ask olivia" in text and f"Flag {flag.pk}" in text
     [to_alice] = Notification.objects.filter(recipient=alice, flag=flag)
     assert "N-1" in to_alice.subject_line and REASONING in to_alice.body
+
+
+def test_each_practitioner_s_email_links_to_what_they_may_open_on_site_url(
+    client_for, alice, bob, north_case, south_case, shared, olivia, settings
+):
+    settings.SITE_URL = "https://evidence.council.example"
+    flag, joined = raise_and_join(client_for, alice, bob, north_case, south_case, shared)
+    for to_officer in Notification.objects.filter(flag=flag):
+        assert f"https://evidence.council.example/flags/{flag.pk}/" in to_officer.body
+        assert "/api/v1/" not in to_officer.body
+    olivia.full_name = "Olivia Okafor"
+    olivia.save()
+    decide(client_for(olivia), flag, outcome="authorisation_required")
+    [to_alice] = Notification.objects.filter(recipient=alice, flag=flag)
+    assert f"https://evidence.council.example/flags/{flag.pk}/" in to_alice.body
+    assert "Olivia Okafor (olivia) decided" in to_alice.body
+    [to_bob] = Notification.objects.filter(recipient=bob, flag=flag)
+    bob_look = FlagViewing.objects.get(flag=flag, viewing__practitioner=bob).viewing_id
+    assert f"https://evidence.council.example/viewings/{bob_look}/" in to_bob.body
+    assert "/flags/" not in to_bob.body  # not another team's flag page
 
 
 def test_the_schema_says_which_flag_fields_may_be_null(client_for, alice):

@@ -277,6 +277,24 @@ def test_a_subject_line_is_made_one_line_that_fits(officer, run_after_commit):
     assert notification.status == "sent" and mail.outbox[0].subject == notification.subject_line
 
 
+def test_no_control_or_invisible_characters_reach_a_subject_or_a_body(officer, run_after_commit):
+    notification = run_after_commit(
+        notification_queue,
+        recipient=officer,
+        subject_line="Flag 7 on case N-1\x1b[2J\u202eevil\x00\u2028x\ty",
+        body="Reasoning: first line\r\nsecond\x07 line\u202e\n\tindented\x1b]0;title\x07",
+    )
+    notification.refresh_from_db()
+    assert notification.subject_line == "Flag 7 on case N-1 [2J evil x y"
+    assert notification.body == "Reasoning: first line\nsecond line\n\tindented]0;title"
+    assert mail.outbox[0].subject == notification.subject_line and mail.outbox[0].body == notification.body
+
+
+def test_site_link_builds_a_page_address_on_site_url(settings):
+    settings.SITE_URL = "https://council.example/evidence"
+    assert notifications.site_link("/flags/12/") == "https://council.example/evidence/flags/12/"
+
+
 def test_the_periodic_task_is_scheduled_every_minute(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["detection-resend-notifications"]
     assert entry == {"task": "detection.resend_pending_notifications", "schedule": 60.0}

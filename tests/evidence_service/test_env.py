@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -5,9 +6,17 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from evidence_service.env import env_bool, env_int, env_list, env_secret, parse_database_url
+from evidence_service.env import env_bool, env_int, env_list, env_secret, env_site_url, parse_database_url
+from tlog.note import generate_signer_key
 
 ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "council.example/audit-log"
+#: What production (DEBUG off) cannot start without.
+REQUIRED = {
+    "SECRET_KEY": "x" * 50,
+    "AUDIT_LOG_ORIGIN": ORIGIN,
+    "AUDIT_SIGNING_KEY": generate_signer_key(ORIGIN).encode(),
+}
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("off", False), ("", False)])
@@ -97,7 +106,7 @@ def test_debug_without_a_secret_key_keeps_a_generated_one_private(tmp_path):
 
 @pytest.mark.parametrize("name, value", [("REDIS_URL", "http://x"), ("API_TOKEN_TTL_HOURS", "soon"), ("DEBUG", "2")])
 def test_bad_settings_stop_the_service_from_starting(tmp_path, name, value):
-    result = _load_settings({"DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, name: value})
+    result = _load_settings({"DATA_DIR": str(tmp_path), **REQUIRED, name: value})
     assert result.returncode != 0 and name in result.stderr
 
 
@@ -111,9 +120,89 @@ def test_bad_settings_stop_the_service_from_starting(tmp_path, name, value):
 )
 def test_who_sequences_the_audit_log_depends_on_the_broker(tmp_path, extra, expected):
     code = "from evidence_service import settings; print(settings.AUDIT_INTEGRATE_AFTER_COMMIT)"
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, **extra}
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **REQUIRED, **extra}
     result = subprocess.run(  # noqa: S603 - this interpreter importing the settings module
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("https://evidence.council.example/", "https://evidence.council.example"),
+        ("http://127.0.0.1:8131", "http://127.0.0.1:8131"),
+        ("https://council.example/evidence/", "https://council.example/evidence"),
+    ],
+)
+def test_site_url_is_an_absolute_http_url_without_its_trailing_slash(monkeypatch, value, expected):
+    monkeypatch.setenv("SITE_URL", value)
+    assert env_site_url("SITE_URL", "http://127.0.0.1:8000") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "evidence.council.example",
+        "/flags/",
+        "ftp://evidence.council.example",
+        "https://",
+        "https://evidence.council.example/?next=x",
+        "https://evidence.council.example/#top",
+        "https://user:secret@evidence.council.example",
+        "https://evidence.council.example:99999",
+        "https://evidence.council.example/a b",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_site_url_that_is_not_an_absolute_http_url_stops_the_service(monkeypatch, value):
+    monkeypatch.setenv("SITE_URL", value)
+    with pytest.raises(ImproperlyConfigured, match="SITE_URL"):
+        env_site_url("SITE_URL", "http://127.0.0.1:8000")
+
+
+def test_without_site_url_links_point_at_the_local_default(monkeypatch):
+    monkeypatch.delenv("SITE_URL", raising=False)
+    assert env_site_url("SITE_URL", "http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+
+
+def test_a_bad_site_url_stops_the_service_from_starting(tmp_path):
+    result = _load_settings({"DATA_DIR": str(tmp_path), **REQUIRED, "SITE_URL": "council.example"})
+    assert result.returncode != 0 and "SITE_URL" in result.stderr
+
+
+def test_check_deploy_warns_when_site_url_is_left_at_the_local_default(settings):
+    from detection.checks import site_url_set
+
+    settings.SITE_URL = settings.SITE_URL_DEFAULT
+    [warning] = site_url_set(None)
+    assert warning.id == "detection.W001" and "SITE_URL" in warning.msg
+    settings.SITE_URL = "https://evidence.council.example"
+    assert site_url_set(None) == []
+
+
+def _database_settings(tmp_path, **extra) -> subprocess.CompletedProcess:
+    code = "import json; from evidence_service import settings as s; print(json.dumps(s.DATABASES['default']))"
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **REQUIRED, **extra}
+    return subprocess.run(  # noqa: S603 - this interpreter importing the settings module
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_the_database_password_may_come_from_a_file_as_docker_compose_gives_it(tmp_path):
+    secret = tmp_path / "app_db_password"
+    secret.write_text("s3cret:/@?\n")
+    url = "postgresql://case_evidence_app@db:5432/case_evidence"
+    result = _database_settings(tmp_path, DATABASE_URL=url, DATABASE_PASSWORD_FILE=str(secret))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["PASSWORD"] == "s3cret:/@?"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://case_evidence_app:inline@db:5432/case_evidence", "sqlite:///data/x.sqlite3"],
+)
+def test_a_database_password_given_twice_or_for_sqlite_stops_the_service(tmp_path, url):
+    result = _database_settings(tmp_path, DATABASE_URL=url, DATABASE_PASSWORD="other")
+    assert result.returncode != 0 and "DATABASE_PASSWORD" in result.stderr

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Role, User
-from accounts.services import user_create_or_update
+from accounts.services import user_create_or_update, user_update_details
 from audit.services import AuditContext
 from cases import services as case_services
 from cases.models import Case
@@ -27,6 +27,17 @@ DEMO_USERS = [
     ("audrey", Role.AUDITOR, []),
     ("adam", Role.ADMIN, []),
 ]
+#: Each demo user's full name and grade; their address is USERNAME@example.org (a domain
+#: reserved for examples, RFC 2606, so no demo email can reach a real person).
+DEMO_DETAILS = {
+    "alice": ("Alice Practitioner", ""),
+    "bob": ("Bob Practitioner", ""),
+    "olivia": ("Olivia Officer", "Head of Legal Services"),
+    "sam": ("Sam Senior", "Chief Executive (Senior Responsible Officer)"),
+    "audrey": ("Audrey Auditor", ""),
+    "adam": ("Adam Administrator", ""),
+}
+DEMO_EMAIL_DOMAIN = "example.org"
 
 
 class Command(BaseCommand):
@@ -46,14 +57,29 @@ class Command(BaseCommand):
         credentials = self._credentials()
         with transaction.atomic():
             for username, role, teams in DEMO_USERS:
-                if not User.objects.filter(username=username).exists():
+                full_name, grade = DEMO_DETAILS[username]
+                email = f"{username}@{DEMO_EMAIL_DOMAIN}"
+                user = User.objects.filter(username=username).first()
+                if user is None:
                     user_create_or_update(
-                        ctx=ctx, username=username, role=role, team_names=teams, password=credentials[username]
+                        ctx=ctx,
+                        username=username,
+                        role=role,
+                        team_names=teams,
+                        password=credentials[username],
+                        email=email,
+                        full_name=full_name,
+                        grade=grade,
                     )
+                elif not user.email:  # seeded before demo users had addresses
+                    user_update_details(ctx=ctx, user=user, email=email, full_name=user.full_name or full_name)
             self._example_case(ctx)
-        self.stdout.write("Demo users (username / password / role / teams):")
+        self.stdout.write("Demo users (username / password / role / teams / email):")
         for username, role, teams in DEMO_USERS:
-            self.stdout.write(f"  {username:8} {credentials[username]}  {role:13} {', '.join(teams) or '-'}")
+            self.stdout.write(
+                f"  {username:8} {credentials[username]}  {role:13} {', '.join(teams) or '-'}"
+                f"  {username}@{DEMO_EMAIL_DOMAIN}"
+            )
 
     def _credentials(self) -> dict[str, str]:
         path = settings.DATA_DIR / "demo-credentials.json"

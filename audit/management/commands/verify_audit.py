@@ -1,9 +1,11 @@
-"""python manage.py verify_audit [--checkpoint NOTE_FILE ...] [--vkey VKEY]
+"""python manage.py verify_audit [--checkpoint NOTE_FILE ...] [--vkey VKEY ...]
 
 Recomputes the Merkle tree from the stored events (in bounded memory), checks every stored
 checkpoint's root and signature, and that the log still contains every trusted checkpoint
 (the service's own copy in DATA_DIR, plus any given). Exits non-zero naming the first bad
-leaf index or checkpoint."""
+leaf index or checkpoint. The keys trusted are the service's own (its current key and
+AUDIT_VERIFIER_KEYS), or exactly those given with --vkey (repeatable: after a rotation,
+the old key and the new)."""
 
 import time
 
@@ -26,12 +28,17 @@ class Command(BaseCommand):
             metavar="NOTE_FILE",
             help="A signed checkpoint kept outside the database (repeatable).",
         )
-        parser.add_argument("--vkey", help="Verifier key (default: the service's own key).")
+        parser.add_argument(
+            "--vkey",
+            action="append",
+            default=[],
+            help="A trusted verifier key (repeatable; default: the service's own key and AUDIT_VERIFIER_KEYS).",
+        )
         parser.add_argument("--no-witness", action="store_true", help="Ignore the copy kept in DATA_DIR.")
 
     def handle(self, *args, checkpoint, vkey, no_witness, **options):
         try:
-            verifier = parse_verifier_key(vkey) if vkey else keys.verifier()
+            verifiers = [parse_verifier_key(text) for text in vkey] if vkey else keys.trusted_verifiers()
         except NoteError as exc:
             raise CommandError(f"--vkey: {exc}") from exc
         notes = []
@@ -45,7 +52,7 @@ class Command(BaseCommand):
             notes.append(witness_path().read_text())
         started = time.monotonic()
         try:
-            report = verify_log(verifier=verifier, trusted_checkpoints=notes)
+            report = verify_log(verifiers=verifiers, trusted_checkpoints=notes)
         except VerificationFailed as exc:
             raise CommandError(f"audit log verification FAILED: {exc}") from exc
         elapsed = time.monotonic() - started

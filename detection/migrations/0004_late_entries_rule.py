@@ -29,7 +29,7 @@ def add_rule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("detection", "0002_flag_links_indexed_once"),
+        ("detection", "0003_notification_about_authorisation"),
     ]
 
     operations = [

@@ -1,0 +1,1 @@
+"""Shared code the apps build on (no models, no app of its own)."""
