@@ -202,7 +202,14 @@ def _require_transaction() -> None:
 
 
 def viewing_context(
-    *, actor, case: Case, subject_id: int, platform: str, at: datetime, logged_at: datetime | None = None
+    *,
+    actor,
+    case: Case,
+    subject_id: int,
+    platform: str,
+    at: datetime,
+    logged_at: datetime | None = None,
+    lock: bool = True,
 ) -> ViewingContext:
     """Lock the person viewed until the transaction ends (detection for one person runs one
     viewing at a time, so concurrent looks count each other: a look that waits here reads
@@ -210,13 +217,15 @@ def viewing_context(
     consent that covers a look at ``platform`` at ``at`` (the newest in effect then whose
     scope includes the platform, recorded by ``logged_at``: when the look is, or a corrected
     look was first, logged; default now). Must run inside the viewing's transaction. On PostgreSQL
-    the lock is an advisory lock, which, unlike a row lock, writes nothing."""
+    the lock is an advisory lock, which, unlike a row lock, writes nothing. Without
+    ``lock`` (a check, which logs nothing) no lock is taken."""
     _require_transaction()
+    locking = lock and connection.vendor == "postgresql"
     now = timezone.now()
     rows = select_joined(
         [(Consent, "consent")],
         f"""FROM {Subject._meta.db_table} person
-            {_lock("%s")}
+            {_lock("%s") if locking else ""}
             {_context_joins("person.id")}
             WHERE person.id = %s
             ORDER BY consent.granted_at DESC, consent.id DESC""",
@@ -225,7 +234,7 @@ def viewing_context(
             getattr(actor, "pk", None),
             case.team_id,
             case.pk,
-            *([subject_id] if connection.vendor == "postgresql" else []),
+            *([subject_id] if locking else []),
             at,
             at,
             at,
@@ -245,18 +254,20 @@ def viewing_context(
     return _context([(row[0], *row[2:]) for row in rows], works, platform, at, getattr(actor, "pk", None))
 
 
-def viewing_scope(*, user, case_id: int, profile_id: int, at: datetime) -> tuple[Case, Profile, ViewingContext]:
+def viewing_scope(
+    *, user, case_id: int, profile_id: int, at: datetime, lock: bool = True
+) -> tuple[Case, Profile, ViewingContext]:
     """``viewing_targets`` and ``viewing_context`` in one statement, for a new viewing at
     ``at``: the case and profile as a practitioner may see them (404 naming the field
-    otherwise), the person's lock, and the context. Must run inside the viewing's
-    transaction."""
+    otherwise), the person's lock (unless not ``lock``), and the context. Must run inside
+    the viewing's transaction."""
     _require_transaction()
     now = timezone.now()
     user_id = user.pk if getattr(user, "is_practitioner", False) else None
     rows = select_joined(
         [(Case, "c"), (Profile, "profile"), (Consent, "consent")],
         f"""{_TARGETS}
-            {_lock("profile.subject_id")}
+            {_lock("profile.subject_id") if lock else ""}
             {_context_joins("profile.subject_id")}
             ORDER BY consent.granted_at DESC, consent.id DESC""",
         [case_id, user_id, profile_id, user_id, at, at, at, now, now],

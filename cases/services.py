@@ -14,7 +14,8 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
-from authorisations.selectors import authorisation_check_viewing
+from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
+from cases.check import ViewingCheck, check_answer
 from cases.coverage import MEANINGFUL_TEXT_MIN, meaningful
 from cases.models import (
     Case,
@@ -34,8 +35,10 @@ from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_authorisation_cover, viewing_context, viewing_cover
 from core.services import service
-from detection.services import detection_evaluate_viewing
+from detection.plan import detection_plan
+from detection.services import detection_apply
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+from evidence_service.db import read_only
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
@@ -510,21 +513,21 @@ def _corrected_records(supersedes: Viewing | None) -> list[Viewing]:
     return chain
 
 
-# No savepoint when called inside a transaction (the API's, a correction's): a failure here
-# fails the whole of it, and a savepoint would cost two more round trips per viewing.
-@service(savepoint=False)
-def viewing_log(
+def _viewing_to_log(
     *,
     ctx: AuditContext,
     details: ViewingDetails,
+    context: ViewingContext | None,
+    lock: bool,
     supersedes: Viewing | None = None,
     supersede_reason: str = "",
-    context: ViewingContext | None = None,
-) -> Viewing:
-    """Record one look at a profile. The consent that covered it, if any, is worked out
-    from the subject's consent records at the moment of viewing. ``context``: what
-    ``selectors.viewing_scope`` read in this transaction with the case and profile (the
-    person's lock already held), for the moment ``details.viewed_at`` or, without one, now."""
+) -> tuple[Viewing, ViewingContext, list[str], AuthorisationCoverage, dict]:
+    """The viewing ``details`` describe, checked as logging checks it and not yet written
+    (with ``corrected_records`` for detection); the context it was checked in (``context``,
+    or read now, with the person's lock when ``lock``); why a cited authorisation does not
+    cover it (empty if it does); the person's authorisations around it; and what covered it
+    (``cases.coverage.covered_by``). Logging and checking a viewing both start here, so they
+    refuse the same input the same way and judge the look alike."""
     _require_practitioner(ctx, "log viewings")
     profile = details.profile
     # A correction is judged as logged when the look was first logged: a consent recorded
@@ -533,8 +536,8 @@ def viewing_log(
     if context is None:
         now = timezone.now()
         viewed_at = details.viewed_at or now
-        # Locks the person viewed until this transaction ends (see detection_evaluate_viewing),
-        # and finds the consent, if any, that covers the look.
+        # With ``lock``, locks the person viewed until this transaction ends (see
+        # detection.services.detection_apply); finds the consent, if any, that covers the look.
         context = viewing_context(
             actor=ctx.actor,
             case=details.case,
@@ -542,6 +545,7 @@ def viewing_log(
             platform=profile.platform,
             at=viewed_at,
             logged_at=corrected[-1].recorded_at if corrected else now,
+            lock=lock,
         )
     else:
         blocks = transaction.get_connection().atomic_blocks
@@ -602,6 +606,7 @@ def viewing_log(
         ],
         validate_constraints=False,
     )
+    viewing.corrected_records = [(record.pk, record.viewed_at) for record in corrected]
     # A cited authorisation that does not cover the look is recorded, never refused: the
     # record must not be lost, and the detection policy flags it (OUTSIDE_AUTHORISATION).
     authorisation_problems = (
@@ -624,6 +629,37 @@ def viewing_log(
         covering=covering,
         cited_authorisation_id=viewing.authorisation_id,
     )
+    return viewing, context, authorisation_problems, coverage, cover
+
+
+# No savepoint when called inside a transaction (the API's, a correction's): a failure here
+# fails the whole of it, and a savepoint would cost two more round trips per viewing.
+@service(savepoint=False)
+def viewing_log(
+    *,
+    ctx: AuditContext,
+    details: ViewingDetails,
+    supersedes: Viewing | None = None,
+    supersede_reason: str = "",
+    context: ViewingContext | None = None,
+) -> Viewing:
+    """Record one look at a profile. The consent that covered it, if any, is worked out
+    from the subject's consent records at the moment of viewing. ``context``: what
+    ``selectors.viewing_scope`` read in this transaction with the case and profile (the
+    person's lock already held), for the moment ``details.viewed_at`` or, without one, now.
+
+    The detection policy judges the look before it is written, as ``viewing_check`` does
+    (``detection.plan``), and what it found is written with it."""
+    viewing, context, authorisation_problems, coverage, cover = _viewing_to_log(
+        ctx=ctx,
+        details=details,
+        context=context,
+        lock=True,
+        supersedes=supersedes,
+        supersede_reason=supersede_reason,
+    )
+    profile, viewed_at = details.profile, viewing.viewed_at
+    plan = detection_plan(viewing=viewing, policy=context.policy, coverage=coverage, lock=True)
     # The viewing and its audit event are written together (one statement on PostgreSQL).
     audit_record(
         ctx=ctx,
@@ -656,19 +692,46 @@ def viewing_log(
         },
     )
     viewing.covered_by_output = cover
-    viewing.corrected_records = [(record.pk, record.viewed_at) for record in corrected]
-    # The detection policy runs in the same transaction, so the answer carries its flags.
-    raised = detection_evaluate_viewing(
-        ctx=ctx,
-        viewing=viewing,
-        policy=context.policy,
-        coverage=coverage,
-    )
+    # What the detection policy found is written in the same transaction, so the answer carries its flags.
+    raised = detection_apply(ctx=ctx, viewing=viewing, plan=plan, policy=context.policy)
     # What the answer shows, already in hand: the flags it raised or joined, and no
     # correction (a viewing just written has none yet).
     viewing.flag_links_for_output = [flag.link for flag in raised]
     Viewing.superseded_by.related.set_cached_value(viewing, None)
     return viewing
+
+
+@service(savepoint=False)
+def viewing_check(*, ctx: AuditContext, details: ViewingDetails, context: ViewingContext | None = None) -> ViewingCheck:
+    """What logging ``details`` would do now, without logging it: the same checks (and the
+    same refusals) as ``viewing_log``, and the plan detection would write
+    (``detection.plan``), made the same way. Writes nothing but its audit event
+    (``viewing.check``, linked to the person): the look is judged in a read-only block that
+    is always rolled back (``evidence_service.db.read_only``), taking no lock, so a check
+    never holds up logging. ``context``: as for ``viewing_log``, read without the lock."""
+    with read_only():
+        viewing, context, authorisation_problems, coverage, cover = _viewing_to_log(
+            ctx=ctx, details=details, context=context, lock=False
+        )
+        plan = detection_plan(viewing=viewing, policy=context.policy, coverage=coverage, lock=False)
+        check = check_answer(
+            user=ctx.actor,
+            viewing=viewing,
+            context=context,
+            plan=plan,
+            cover=cover,
+            authorisation_problems=authorisation_problems,
+        )
+    audit_record(
+        ctx=ctx,
+        action="viewing.check",
+        target_type="profile",
+        target_id=viewing.profile_id,
+        case_id=viewing.case_id,
+        subject_ids=[viewing.subject_id],
+        payload=check.payload,
+    )
+    return check
 
 
 #: The first key of the transaction-scoped advisory locks that let one correction of a viewing

@@ -1,6 +1,11 @@
 """The detection rules: what makes a look at someone's social media a possible surveillance
-risk. Each rule reads the viewing just logged (and, for repeat viewing, the person's
-other recent views) and says in plain words what it found.
+risk. Each rule reads the look being logged (and, for repeat viewing, the person's other
+recent views) and says in plain words what it found.
+
+A look is judged *before* it is written (``viewing.pk`` is None): logging judges it that
+way and then writes it, and ``POST /viewings/check/`` judges it the same way and writes
+nothing, so a check says what logging would find (``detection.plan``). In a finding's
+counted looks the look itself is ``THIS_LOOK`` until it has an id.
 
 Coverage: a view is *covered* when a consent of the person's was in effect for that
 platform at that moment, recorded before the view was (first) logged, not withdrawn before
@@ -35,6 +40,10 @@ class Finding:
     counted_viewing_ids: list[int] = field(default_factory=list)
 
 
+#: The look being judged, among a finding's counted looks, until it is written.
+THIS_LOOK = None
+
+
 @dataclass
 class Look:
     """The viewing being evaluated, with the person's authorisations around it read once."""
@@ -43,6 +52,9 @@ class Look:
     coverage: AuthorisationCoverage
     authorisation_in_force: Any = None  # the authorisation covering it (its own case's), if any
     confirmation_needed: bool = True  # the policy's consent_needs_confirmation
+    # Set by the repeat-viewing rule when it counts: the uncovered looks (this one among
+    # them) in its busiest window, whether or not that reached the threshold.
+    repeat_count: int | None = None
 
     @classmethod
     def of(
@@ -165,7 +177,37 @@ def _looks_around(viewing: Viewing, window: timedelta, confirmation_needed: bool
         ],
         extra={"platform": "profile.platform", "team_id": "c.team_id", "case_id": "c.id", "counts": counts},
     )
-    return [OtherLook(*row[:9], bool(row[9])) for row in rows]
+    looks = [OtherLook(*row[:9], bool(row[9])) for row in rows]
+    return _as_if_written(looks, viewing, confirmation_needed) if viewing.pk is None else looks
+
+
+def _as_if_written(looks: list[OtherLook], viewing: Viewing, confirmation_needed: bool) -> list[OtherLook]:
+    """``looks`` as they will be once ``viewing``, not yet written, is: it among them in its
+    place in time order, after other looks at the same moment (it will have the highest
+    id). The records it corrects stay: a corrected look counts at each of its moments."""
+    consent = viewing.consent if viewing.consent_id is not None else None
+    candidate = OtherLook(
+        THIS_LOOK,
+        viewing.viewed_at,
+        viewing.practitioner_id,
+        viewing.consent_id,
+        viewing.profile_id,
+        viewing.supersedes_id,
+        viewing.profile.platform,
+        viewing.case.team_id,
+        viewing.case_id,
+        consent_counts(
+            consent_id=viewing.consent_id,
+            status=getattr(consent, "status", None),
+            recorded_by_id=getattr(consent, "recorded_by_id", None),
+            withdrawn_at=getattr(consent, "withdrawn_at", None),
+            viewed_at=viewing.viewed_at,
+            practitioner_id=viewing.practitioner_id,
+            confirmation_needed=confirmation_needed,
+        )[0],
+    )
+    at = next((i for i, other in enumerate(looks) if other.viewed_at > viewing.viewed_at), len(looks))
+    return [*looks[:at], candidate, *looks[at:]]
 
 
 def _chains(looks: list[OtherLook], viewing: Viewing) -> dict[int, int]:
@@ -248,7 +290,9 @@ def repeat_viewing(look: Look, severity: str, params: dict[str, Any]) -> Finding
         key = keys[other.pk]
         if key not in newest or other.pk == this_pk or (newest[key].pk != this_pk and other.pk > newest[key].pk):
             newest[key] = other
-    best = sorted(newest.values(), key=lambda other: (other.viewed_at, other.pk))
+    # This look, not yet written, has no id: it sorts after the looks at its moment.
+    best = sorted(newest.values(), key=lambda other: (other.viewed_at, other.pk is THIS_LOOK, other.pk or 0))
+    look.repeat_count = len(best)
     if len(best) < params["threshold"]:
         return None
     # The latest looks, by whom and when; the counted ids keep every one of them.
@@ -287,6 +331,9 @@ def late_entries(look: Look, severity: str, params: dict[str, Any]) -> Finding |
         .order_by("recorded_at", "id")
         .values_list("id", flat=True)
     )
+    if viewing.pk is None and viewing.supersedes_id in late:
+        # Not yet written, this correction does not yet hide the late entry it corrects.
+        late.remove(viewing.supersedes_id)
     if viewing.pk not in late:
         late.append(viewing.pk)
     if len(late) < params["threshold"]:
@@ -416,8 +463,16 @@ RULES: dict[str, Callable[[Look, str, dict[str, Any]], Finding | None]] = {
 def evaluate(
     viewing: Viewing, rules: dict[str, dict[str, Any]], coverage: AuthorisationCoverage | None = None
 ) -> list[Finding]:
-    """Every enabled rule's finding on ``viewing``, in the policy's rule order. ``coverage``:
-    the person's authorisations around it, if already known (else they are read)."""
+    """Every enabled rule's finding on ``viewing``, in the policy's rule order."""
+    return assess(viewing, rules, coverage)[1]
+
+
+def assess(
+    viewing: Viewing, rules: dict[str, dict[str, Any]], coverage: AuthorisationCoverage | None = None
+) -> tuple[Look, list[Finding]]:
+    """The look as the rules saw it (its coverage) and every enabled rule's finding on
+    ``viewing``, in the policy's rule order. ``coverage``: the person's authorisations
+    around it, if already known (else they are read). Reads only."""
     repeat = rules.get(RuleCode.REPEAT_VIEWING) or {}
     window_days = repeat.get("params", {}).get("window_days", 0) if repeat.get("enabled") else 0
     look = Look.of(
@@ -433,4 +488,4 @@ def evaluate(
             finding = check(look, rule["severity"], rule.get("params", {}))
             if finding is not None:
                 findings.append(finding)
-    return findings
+    return look, findings

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import AuditContext, audit_record
-from authorisations.selectors import AuthorisationCoverage
 from cases.models import Case, Viewing
 from core.services import service
+from detection import plan as planning
 from detection.models import (
     DetectionPolicy,
     Flag,
@@ -22,37 +22,14 @@ from detection.models import (
     FlagStatus,
     FlagViewing,
     RuleCode,
-    Severity,
 )
 from detection.notifications import notification_queue, site_link
-from detection.permissions import free_to_decide, routed_to, works_on_flag
+from detection.permissions import routed_to, works_on_flag
+from detection.plan import DetectionPlan, PlannedFlag, plan_finding
 from detection.policy import validate_rules
-from detection.rules import Finding, evaluate
 from detection.selectors import draft_application
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
-from evidence_service.db import insert, select_joined
-
-# --- Routing ------------------------------------------------------------------------------------
-
-
-def _route(*, case, practitioner_id: int, severity: str) -> list[tuple[User, str]]:
-    """Every active RIPA officer not involved in the case (not in its team, not the one
-    who looked); the SRO too for high severity, or when no officer is free to decide."""
-    involved = set(case.team.members.values_list("pk", flat=True)) | {practitioner_id}
-    officers = [
-        (officer, "ripa_officer")
-        for officer in User.objects.filter(role=Role.RIPA_OFFICER, is_active=True).order_by("username")
-        if officer.pk not in involved
-    ]
-    if severity == Severity.HIGH or not officers:
-        reason = "high_severity" if severity == Severity.HIGH else "no_officer_free"
-        officers += [
-            (sro, f"sro_{reason}")
-            for sro in User.objects.filter(role=Role.SRO, is_active=True).order_by("username")
-            if sro.pk not in involved
-        ]
-    return officers
-
+from evidence_service.db import insert
 
 # --- Raising and absorbing ----------------------------------------------------------------------
 
@@ -68,71 +45,29 @@ class RaisedFlag:
     link: FlagViewing  # the viewing's link to the flag, with the flag and its recipients loaded
 
 
-_NEXT_STEPS = {
-    True: "This look has been added to an open flag about this person, already with {who}.",
-    False: "The flag has been sent to {who} to decide whether an authorisation is needed.",
-}
-
-
-def _explain(finding: Finding, officers: list[str], absorbed: bool) -> str:
-    who = ", ".join(officers) if officers else "the senior responsible officer"
-    return (
-        f"{finding.what_fired} {_NEXT_STEPS[absorbed].format(who=who)} Until they decide, do not look again "
-        "unless it is needed to keep someone safe, and record why if you do."
-    )
-
-
-def _open_flags(*, subject_id: int, rules: list[str]) -> dict[str, tuple[Flag, list[FlagRecipient]]]:
-    """The open flags about this person for these rules (at most one per rule: a partial
-    unique index), each with its recipients in the order they were routed, the flags locked
-    until the viewing's transaction ends. One plain statement for every rule that fired:
-    looks at a person who is already flagged are added to the flag, so this runs for many
-    viewings."""
-    if not rules:
-        return {}
-    lock = " FOR UPDATE OF flag" if connection.features.has_select_for_update_of else ""
-    rows = select_joined(
-        [(Flag, "flag"), (User, "officer")],
-        f"""FROM {Flag._meta.db_table} flag
-            LEFT JOIN {FlagRecipient._meta.db_table} recipient ON recipient.flag_id = flag.id
-            LEFT JOIN {User._meta.db_table} officer ON officer.id = recipient.officer_id
-            WHERE flag.subject_id = %s AND flag.status = %s AND flag.rule IN ({", ".join(["%s"] * len(rules))})
-            ORDER BY flag.id, recipient.id{lock}""",
-        [subject_id, FlagStatus.OPEN, *rules],
-        extra=("recipient.id", "recipient.reason"),
-    )
-    found: dict[str, tuple[Flag, list[FlagRecipient]]] = {}
-    for flag, officer, recipient_id, reason in rows:
-        flag, recipients = found.setdefault(flag.rule, (flag, []))
-        if officer is not None:
-            recipients.append(FlagRecipient(id=recipient_id, flag=flag, officer=officer, reason=reason))
-    return found
-
-
 def _prefetched(flag: Flag, recipients: list[FlagRecipient]) -> None:
     """Keep the recipients just read or written on the flag, as ``prefetch_related`` would,
     so that the answer to the practitioner needs no further query."""
     flag._prefetched_objects_cache = {"recipients": recipients}
 
 
-def _absorb(
-    *, ctx: AuditContext, flag: Flag, recipients: list[FlagRecipient], viewing: Viewing, finding: Finding
-) -> RaisedFlag:
+def _absorb(*, ctx: AuditContext, viewing: Viewing, planned: PlannedFlag) -> RaisedFlag:
+    flag = planned.flag
     # A look from another case (another team's, perhaps) can leave nobody it was routed to
-    # free to decide; looks from the flag's own case, the common path, change nothing.
-    routed = (
-        _route_further(flag=flag, recipients=recipients, viewing=viewing) if viewing.case_id != flag.case_id else []
-    )
-    recipients = recipients + routed if routed else recipients
-    explanation = _explain(finding, [recipient.officer.username for recipient in recipients], absorbed=True)
+    # free to decide: the plan then routes it to the SROs who are (``plan.route_further``).
+    routed = [FlagRecipient(flag=flag, officer=sro, reason=reason) for sro, reason in planned.route]
+    if routed:
+        _route_further(flag=flag, added=routed, viewing=viewing)
+    recipients = planned.recipients + routed if routed else planned.recipients
+    counted = planned.counted_viewing_ids(viewing.pk)
     link = FlagViewing(
         flag=flag,
         viewing=viewing,
-        explanation=explanation,
-        counted_viewing_ids=finding.counted_viewing_ids,
+        explanation=planned.explanation,
+        counted_viewing_ids=counted,
         added_at=timezone.now(),
     )
-    payload = {"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": finding.counted_viewing_ids}
+    payload = {"rule": flag.rule, "viewing_id": viewing.pk, "counted_viewing_ids": counted}
     if routed:
         payload["routed_to"] = [recipient.officer.username for recipient in routed]
     # The link and its event are written together (one statement on PostgreSQL).
@@ -147,25 +82,11 @@ def _absorb(
         alongside=link,
     )
     _prefetched(flag, recipients)
-    return RaisedFlag(flag=flag, absorbed=True, explanation=explanation, link=link)
+    return RaisedFlag(flag=flag, absorbed=True, explanation=planned.explanation, link=link)
 
 
-def _route_further(*, flag: Flag, recipients: list[FlagRecipient], viewing: Viewing) -> list[FlagRecipient]:
-    """When ``viewing``, from a case other than the flag's, is about to join it: if none of
-    the officers it was routed to is free to decide it any more (each is in the team of a
-    case with a look in it, or looked), route it to the SRO(s) who are, as ``_route`` does
-    when no officer is free, and tell them. The new recipients, or none."""
-    routed_to = User.objects.filter(pk__in=[recipient.officer_id for recipient in recipients])
-    if free_to_decide(routed_to, flag, joining=viewing).exists():
-        return []
-    sros = (
-        free_to_decide(User.objects.filter(role=Role.SRO), flag, joining=viewing)
-        .exclude(pk__in=FlagRecipient.objects.filter(flag_id=flag.pk).values("officer_id"))
-        .order_by("username")
-    )
-    added = [FlagRecipient(flag=flag, officer=sro, reason="sro_no_officer_free") for sro in sros]
-    if not added:
-        return []
+def _route_further(*, flag: Flag, added: list[FlagRecipient], viewing: Viewing) -> None:
+    """Route the flag to the SROs ``added`` as well, and tell them."""
     insert(*added)
     label = RuleCode(flag.rule).label
     for recipient in added:
@@ -180,12 +101,11 @@ def _route_further(*, flag: Flag, recipients: list[FlagRecipient], viewing: View
             ),
             flag=flag,
         )
-    return added
 
 
-def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: DetectionPolicy) -> RaisedFlag:
-    recipients = _route(case=viewing.case, practitioner_id=viewing.practitioner_id, severity=finding.severity)
-    explanation = _explain(finding, [officer.username for officer, _reason in recipients], absorbed=False)
+def _raise(*, ctx: AuditContext, viewing: Viewing, planned: PlannedFlag, policy: DetectionPolicy) -> RaisedFlag:
+    finding, recipients = planned.finding, planned.route
+    counted = planned.counted_viewing_ids(viewing.pk)
     now = timezone.now()
     flag = Flag(
         rule=finding.rule,
@@ -193,15 +113,15 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
         case=viewing.case,
         severity=finding.severity,
         policy_version=policy.version,
-        explanation=explanation,
+        explanation=planned.explanation,
         raised_at=now,
     )
     insert(flag)
     link = FlagViewing(
         flag=flag,
         viewing=viewing,
-        explanation=explanation,
-        counted_viewing_ids=finding.counted_viewing_ids,
+        explanation=planned.explanation,
+        counted_viewing_ids=counted,
         added_at=now,
     )
     insert(link)
@@ -231,52 +151,45 @@ def _raise(*, ctx: AuditContext, viewing: Viewing, finding: Finding, policy: Det
             "severity": flag.severity,
             "policy_version": policy.version,
             "viewing_id": viewing.pk,
-            "counted_viewing_ids": finding.counted_viewing_ids,
+            "counted_viewing_ids": counted,
             "routed_to": [officer.username for officer, _reason in recipients],
         },
     )
-    return RaisedFlag(flag=flag, absorbed=False, explanation=explanation, link=link)
+    return RaisedFlag(flag=flag, absorbed=False, explanation=planned.explanation, link=link)
 
 
 @service(savepoint=False)
-def detection_evaluate_viewing(
-    *,
-    ctx: AuditContext,
-    viewing: Viewing,
-    policy: DetectionPolicy | None,
-    coverage: AuthorisationCoverage | None = None,
+def detection_apply(
+    *, ctx: AuditContext, viewing: Viewing, plan: DetectionPlan, policy: DetectionPolicy | None
 ) -> list[RaisedFlag]:
-    """Run ``policy`` (the one in force) on a viewing just logged, in its transaction: raise a
-    flag for each rule that fires, or add the viewing to the open flag for that person and rule.
+    """Write ``plan`` (``detection.plan.detection_plan``, made for ``viewing`` before it was
+    written, under ``policy``) now that the viewing is written, in its transaction: raise a
+    flag for each rule that fired, or add the viewing to the open flag for that person and
+    rule, as planned.
 
     The caller holds the person's lock (``cases.selectors.viewing_context``, taken before the
-    viewing was written): one evaluation per person at a time, so a concurrent look at the
-    same person waits until this transaction commits, then counts this look too (READ
-    COMMITTED reads anew after the wait). It is the only lock taken before the viewing is
-    written, so two writers cannot deadlock on it.
-
-    ``coverage``: the person's authorisations around the viewing, when the caller already
-    knows them (``AuthorisationCoverage.NONE`` for a person in no authorisation)."""
+    plan was made): one evaluation per person at a time, so a concurrent look at the same
+    person waits until this transaction commits, then counts this look too (READ COMMITTED
+    reads anew after the wait). It is the only lock taken before the viewing is written, so
+    two writers cannot deadlock on it."""
     if policy is None:
         return []
     results = []
-    findings = evaluate(viewing, policy.rules, coverage=coverage)
-    open_flags = _open_flags(subject_id=viewing.subject_id, rules=[finding.rule for finding in findings])
-    for finding in findings:
-        if finding.rule not in open_flags:
+    for planned in plan.flags:
+        if not planned.joins:
             try:
                 with transaction.atomic():
-                    results.append(_raise(ctx=ctx, viewing=viewing, finding=finding, policy=policy))
+                    results.append(_raise(ctx=ctx, viewing=viewing, planned=planned, policy=policy))
                 continue
             except IntegrityError:
                 # Another viewing of this person raised the same flag a moment ago: join it.
                 # If there is no such flag, the error was something else: let it through.
-                raced = _open_flags(subject_id=viewing.subject_id, rules=[finding.rule])
-                if finding.rule not in raced:
+                rule = planned.finding.rule
+                raced = planning.open_flags(subject_id=viewing.subject_id, rules=[rule], lock=True)
+                if rule not in raced:
                     raise
-                open_flags.update(raced)
-        flag, recipients = open_flags[finding.rule]
-        results.append(_absorb(ctx=ctx, flag=flag, recipients=recipients, viewing=viewing, finding=finding))
+                planned = plan_finding(viewing=viewing, finding=planned.finding, open_flag=raced[rule])
+        results.append(_absorb(ctx=ctx, viewing=viewing, planned=planned))
     return results
 
 

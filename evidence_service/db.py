@@ -28,7 +28,7 @@ from datetime import datetime
 from functools import cache
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 
 #: Prepare a statement on its second run on a connection (psycopg's prepare threshold).
 PREPARE_AFTER = 1
@@ -451,3 +451,23 @@ def _linked_insert_statement(
     returned = f"parent.{key}" + (f", first.{quote(before_model._meta.pk.column)}" if before_model is not None else "")
     statement = f"WITH {', '.join(parts)} SELECT {returned} FROM parent{', first' if before_model is not None else ''}"
     return statement, before_fields, fields
+
+
+@contextmanager
+def read_only() -> Iterator[None]:
+    """Run the block inside the caller's transaction so that it can leave nothing behind:
+    in a savepoint that is always rolled back, however the block ends, and on PostgreSQL
+    marked read-only, so that the database refuses any write in it (``SET TRANSACTION READ
+    ONLY`` in a savepoint lasts until the savepoint is rolled back; the transaction may then
+    write again, e.g. the audit event of what was read)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not db.in_atomic_block:
+        raise RuntimeError("read_only() runs inside a transaction")
+    savepoint = transaction.savepoint()
+    try:
+        if db.vendor == "postgresql":
+            with db.cursor() as plain:
+                plain.execute("SET TRANSACTION READ ONLY")
+        yield
+    finally:
+        transaction.savepoint_rollback(savepoint)

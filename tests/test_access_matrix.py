@@ -136,6 +136,7 @@ ENDPOINTS = [
     ),
     ("viewing list", "get", lambda w: "/api/v1/viewings/", None, expect(**CASE_READERS_ONLY)),
     ("viewing log", "post", lambda w: "/api/v1/viewings/", viewing_body, expect(**PRACTITIONER_WRITE_IN_SCOPE)),
+    ("viewing check", "post", lambda w: "/api/v1/viewings/check/", viewing_body, expect(**PRACTITIONER_WRITE_IN_SCOPE)),
     ("viewing read", "get", lambda w: f"/api/v1/viewings/{w.viewing.pk}/", None, expect(**NORTH_READ)),
     (
         "viewing supersede",

@@ -297,6 +297,59 @@ def test_logging_a_viewing_commits_it_and_its_event(alice, north_case, jane_prof
     committed_event("viewing.create", target_id=str(viewing_id))
 
 
+@committing("api/v1/viewings/check/")
+def test_checking_a_viewing_commits_its_event_and_nothing_else(alice, north_case, jane_profile, client_for):
+    client = client_for(alice)
+    earlier = viewing_payload(north_case, jane_profile, viewed_at=(timezone.now() - timedelta(days=2)).isoformat())
+    assert client.post("/api/v1/viewings/", earlier, format="json").status_code == 201
+    response = client.post("/api/v1/viewings/check/", viewing_payload(north_case, jane_profile), format="json")
+    assert response.status_code == 200, response.content
+    assert [(flag["rule"], flag["action"]) for flag in response.json()["flags"]] == [("REPEAT_VIEWING", "raise")]
+    # Nothing of the look it judged was written: one viewing (the earlier one), no flag.
+    assert elsewhere(lambda: (Viewing.objects.count(), Flag.objects.count())) == (1, 0)
+    event = committed_event("viewing.check", target_id=str(jane_profile.pk))
+    assert elsewhere(lambda: list(event.subject_links.values_list("subject_id", flat=True))) == [
+        jane_profile.subject_id
+    ]
+
+
+@pytest.mark.postgres
+def test_a_check_answers_while_a_look_at_the_same_person_is_being_logged(alice, north_case, jane_profile, client_for):
+    """Logging holds the person's lock until it commits; a check takes no lock, so it does
+    not wait for it (had it waited, it would answer only once the lock is let go, 10 s on)."""
+    import time
+
+    from cases.selectors import PERSON_LOCK_SPACE
+
+    client = client_for(alice)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_persons_lock():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, (%s %% 2147483647)::integer)",
+                    [PERSON_LOCK_SPACE, jane_profile.subject_id],
+                )
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(hold_the_persons_lock)
+        assert holding.wait(10)
+        started = time.monotonic()
+        try:
+            response = client.post("/api/v1/viewings/check/", viewing_payload(north_case, jane_profile), format="json")
+        finally:
+            took = time.monotonic() - started
+            release.set()
+        held.result()
+    assert response.status_code == 200, response.content
+    assert took < 5, took
+
+
 @committing("api/v1/viewings/<id:pk>/supersede/")
 def test_correcting_a_viewing_commits_the_correction_and_its_event(alice, north_case, jane_profile, client_for):
     """Answered 500 under the runtime role: the original was locked with SELECT ... FOR

@@ -412,3 +412,38 @@ def _flag_link(link) -> dict:
         "added_at": link.added_at,
     }
     return _flag_entry(values, sorted(recipient.officer.username for recipient in flag.recipients.all()))
+
+
+# --- Check before you look ------------------------------------------------------------------------
+
+
+class CheckFlagOutput(serializers.Serializer):
+    rule = serializers.CharField()
+    severity = serializers.CharField()
+    action = serializers.ChoiceField(
+        choices=["raise", "join"], help_text="raise: a new flag; join: the open flag about this person for the rule."
+    )
+    flag = serializers.IntegerField(
+        allow_null=True, help_text="The open flag it would join, when you may see a look in it; else null."
+    )
+    explanation = serializers.CharField(help_text="What the rule found: the flag's explanation would begin so.")
+    next_step = serializers.CharField()
+    routed_to = serializers.ListField(child=serializers.CharField(), help_text="The officers it would be with.")
+    counted_viewing_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The looks counted that you may see (this one has no id yet)."
+    )
+    looks_counted = serializers.IntegerField(help_text="Every look counted, this one and other teams' included.")
+
+
+class ViewingCheckOutput(serializers.Serializer):
+    case = serializers.IntegerField()
+    profile = serializers.IntegerField()
+    subject = serializers.IntegerField()
+    viewed_at = serializers.DateTimeField()
+    policy_version = serializers.IntegerField(allow_null=True)
+    covered_by = CoveredByOutput(help_text="What would cover the look and why, as a logged viewing says it.")
+    authorisation_check = AuthorisationCheckOutput(
+        allow_null=True, help_text="Whether the authorisation cited would cover the look; null if none is cited."
+    )
+    flags = CheckFlagOutput(many=True)
+    advice = serializers.ListField(child=serializers.CharField(), help_text="What to do, in plain English.")

@@ -13,6 +13,7 @@ urlpatterns = [
     path("consents/<id:pk>/confirm/", views.ConsentConfirmApi.as_view(), name="consent-confirm"),
     path("consents/<id:pk>/withdraw/", views.ConsentWithdrawApi.as_view(), name="consent-withdraw"),
     path("viewings/", views.ViewingListCreateApi.as_view(), name="viewing-list"),
+    path("viewings/check/", views.ViewingCheckApi.as_view(), name="viewing-check"),
     path("viewings/<id:pk>/", views.ViewingDetailApi.as_view(), name="viewing-detail"),
     path("viewings/<id:pk>/supersede/", views.ViewingSupersedeApi.as_view(), name="viewing-supersede"),
 ]

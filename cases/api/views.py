@@ -22,6 +22,7 @@ from cases.api.serializers import (
     ExternalAuthority,
     ProfileOutput,
     SubjectDetailOutput,
+    ViewingCheckOutput,
     ViewingOutput,
 )
 from cases.models import (
@@ -426,3 +427,32 @@ class ViewingSupersedeApi(_Api):
             details=details,
         )
         return Response(ViewingOutput(viewing).data, status=status.HTTP_201_CREATED)
+
+
+class ViewingCheckApi(_Api):
+    @extend_schema(
+        request=ViewingInput,
+        responses={200: ViewingCheckOutput},
+        operation_id="viewings_check",
+        description=(
+            "What logging this viewing (the same body as POST /viewings/) would do, without logging it: the flags "
+            "it would raise or join, what would cover it, and advice. Refused as logging would refuse it; writes "
+            "nothing but its audit event (viewing.check)."
+        ),
+    )
+    def post(self, request):
+        data = ViewingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        given = data.validated_data
+        with transaction.atomic():
+            # As logging reads them, without the person's lock: a check never holds up a look.
+            case, profile, context = selectors.viewing_scope(
+                user=request.user,
+                case_id=given["case"],
+                profile_id=given["profile"],
+                at=given.get("viewed_at") or timezone.now(),
+                lock=False,
+            )
+            details = _viewing_details(request, given, found=(case, profile))
+            check = services.viewing_check(ctx=AuditContext.from_request(request), details=details, context=context)
+        return Response(ViewingCheckOutput(check.answer).data)

@@ -459,18 +459,18 @@ def test_a_look_that_loses_the_race_to_raise_a_flag_joins_the_one_raised(
 ):
     """Two looks at one person at once: both read no open flag, one raises it, the other's
     insert meets the one-open-flag constraint and joins that flag instead."""
-    from detection import services
+    from detection import plan
 
     look(alice_client, north_case, jane_profile, days_ago=3)
     second = look(alice_client, north_case, jane_profile, days_ago=2)
     [flag_id] = [flag["id"] for flag in second["flags"]]
-    real, calls = services._open_flags, []
+    real, calls = plan.open_flags, []
 
     def read_before_the_other_look_committed(**kwargs):
         calls.append(kwargs["rules"])
         return {} if len(calls) == 1 else real(**kwargs)
 
-    monkeypatch.setattr(services, "_open_flags", read_before_the_other_look_committed)
+    monkeypatch.setattr(plan, "open_flags", read_before_the_other_look_committed)
     third = look(alice_client, north_case, jane_profile)
     assert calls == [["REPEAT_VIEWING"], ["REPEAT_VIEWING"]]
     [joined] = third["flags"]
