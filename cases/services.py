@@ -6,14 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Team
+from audit.models import AuditEvent, Outcome
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
+from cases.identity import external_id_key, name_key
 from cases.models import (
     Case,
     CaseStatus,
@@ -28,8 +31,9 @@ from cases.models import (
 from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
-from detection.services import detection_evaluate_viewing
-from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+from detection.services import detection_evaluate_viewing, link_guessing_flag
+from evidence_service.api.errors import Conflict, Forbidden, InvalidInput, NotFound, Throttled
+from evidence_service.text import text_problem
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
@@ -51,6 +55,26 @@ def _require_subject_team(ctx: AuditContext, subject: Subject) -> None:
         raise Forbidden("This person is not linked to a case of your teams.")
 
 
+def _open_case_team(ctx: AuditContext, subject: Subject) -> Team:
+    """The actor's team that has the person on an open case (the earliest such link), for a
+    new profile or consent: 403 when no case of theirs has the person, 409 ``case_closed``
+    when all of those cases are closed."""
+    links = CaseSubject.objects.filter(subject=subject, case__team__in=ctx.actor.teams.all()).select_related(
+        "case__team"
+    )
+    links = list(links.order_by("linked_at", "id")) if is_practitioner(ctx.actor) else []
+    if not links:
+        raise Forbidden("This person is not linked to a case of your teams.")
+    open_links = [link for link in links if link.case.status == CaseStatus.OPEN]
+    if not open_links:
+        raise Conflict(
+            "Every case of your teams this person is on is closed: closed cases take no new profiles or consents.",
+            code="case_closed",
+            extra={"current_status": CaseStatus.CLOSED},
+        )
+    return open_links[0].case.team
+
+
 # --- Cases ----------------------------------------------------------------------------------
 
 
@@ -59,12 +83,19 @@ def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) ->
     _require_practitioner(ctx, "open cases")
     if not ctx.actor.teams.filter(pk=team.pk).exists():
         raise Forbidden("You can only open cases for your own teams.", fields={"team": "Not one of your teams."})
-    reference = reference.strip()
+    reference, title = reference.strip(), title.strip()
+    problems = {
+        name: problem
+        for name, value in (("reference", reference), ("title", title))
+        if (problem := text_problem(value, one_line=True))
+    }
+    if problems:
+        raise InvalidInput("The case cannot be opened.", fields=problems)
     if Case.objects.filter(reference=reference).exists():
         raise Conflict(
             f"A case with reference {reference!r} already exists.", fields={"reference": "This reference is in use."}
         )
-    case = Case(reference=reference, title=title.strip(), team=team, created_by=ctx.actor)
+    case = Case(reference=reference, title=title, team=team, created_by=ctx.actor)
     # The reference's uniqueness is left to the database (below): checked here too, a
     # reference taken by a request that committed since the check above would answer 400.
     case.full_clean(validate_unique=False)
@@ -112,7 +143,35 @@ class SubjectLinkResult:
     link_created: bool
 
 
-@transaction.atomic
+class LinkThrottled(Throttled):
+    """The actor's refused link attempts today are used up."""
+
+
+class LinkRefused(Conflict):
+    """An external id known only through other teams' cases, given with details that do not
+    match the person's. The answer is the same whatever was wrong (the name, the date of
+    birth, both, or a missing date), so that it tells a guesser nothing but "no"."""
+
+    def __init__(self, subject: Subject) -> None:
+        super().__init__(
+            "A person with this external_id is already recorded, with other details. Check the id, "
+            "the name and the date of birth, or ask the team that holds the person's record.",
+            code="subject_details_mismatch",
+            fields={"external_id": "Recorded for a person with other details."},
+        )
+        self.subject = subject
+        self.target_type, self.target_id, self.subject_ids = "subject", subject.pk, (subject.pk,)
+
+
+def _require_case_open(case: Case) -> None:
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(
+            f"Case {case.reference} is closed: it takes no new people, profiles, consents or applications.",
+            code="case_closed",
+            extra={"current_status": case.status},
+        )
+
+
 def subject_add_to_case(
     *,
     ctx: AuditContext,
@@ -121,20 +180,123 @@ def subject_add_to_case(
     relationship: str,
     external_id: str | None = None,
     date_of_birth: date | None = None,
+    force: bool = False,
+    force_reason: str = "",
 ) -> SubjectLinkResult:
-    """Link a person to a case. An ``external_id`` already known links that existing
-    person, so their views are counted together across cases."""
+    """Link a person to a case. An ``external_id`` already known (compared by its key,
+    ``cases.identity``) links that existing person, so their views are counted together
+    across cases. A new person whose name and date of birth match a person the actor can
+    see already is refused (409 ``possible_duplicate``, naming them) unless ``force`` with a
+    ``force_reason`` says they are someone else.
+
+    Linking someone known only through other teams' cases needs their name and date of
+    birth; each failure is recorded (``subject.link_refused``, in its own transaction, so
+    that it stays when the refusal is answered) and after ``LINK_FAILURES_PER_DAY`` in a day
+    the actor may try no more that day (429). Failures raise a LINK_GUESSING flag for the
+    officers (``detection.services.link_guessing_flag``)."""
+    try:
+        return _subject_add_to_case(
+            ctx=ctx,
+            case=case,
+            display_name=display_name,
+            relationship=relationship,
+            external_id=external_id,
+            date_of_birth=date_of_birth,
+            force=force,
+            force_reason=force_reason,
+        )
+    except LinkRefused as refusal:
+        _record_link_failure(ctx=ctx, case=case, refusal=refusal, display_name=display_name, external_id=external_id)
+        refusal.audited = True
+        raise
+    except LinkThrottled as refusal:
+        _record_link_throttled(ctx=ctx, case=case, refusal=refusal, external_id=external_id)
+        refusal.audited = True
+        raise
+
+
+@transaction.atomic
+def _record_link_throttled(*, ctx: AuditContext, case: Case, refusal: LinkThrottled, external_id: str | None) -> None:
+    audit_record(
+        ctx=ctx,
+        action="subject.link_throttled",
+        outcome=Outcome.DENIED,
+        target_type="subject",
+        target_id=refusal.target_id,
+        case_id=case.pk,
+        subject_ids=list(refusal.subject_ids),
+        payload={"code": refusal.code, "external_id": (external_id or "")[:64]},
+    )
+
+
+@transaction.atomic
+def _record_link_failure(
+    *, ctx: AuditContext, case: Case, refusal: LinkRefused, display_name: str, external_id: str | None
+) -> None:
+    audit_record(
+        ctx=ctx,
+        action="subject.link_refused",
+        outcome=Outcome.DENIED,
+        target_type="subject",
+        target_id=refusal.subject.pk,
+        case_id=case.pk,
+        subject_ids=[refusal.subject.pk],
+        payload={"code": refusal.code, "display_name": display_name[:200], "external_id": (external_id or "")[:64]},
+    )
+    link_guessing_flag(ctx=ctx, case=case, subject_id=refusal.subject.pk, failures=link_failures_today(actor=ctx.actor))
+
+
+def link_failures_today(*, actor) -> int:
+    """The actor's refused attempts to link someone known only to other teams, in the last
+    24 hours (their audit events: the count cannot be reset by anyone)."""
+    return AuditEvent.objects.filter(
+        actor_username=actor.get_username(),
+        occurred_at__gte=timezone.now() - timedelta(days=1),
+        action="subject.link_refused",
+    ).count()
+
+
+@transaction.atomic
+def _subject_add_to_case(
+    *,
+    ctx: AuditContext,
+    case: Case,
+    display_name: str,
+    relationship: str,
+    external_id: str | None,
+    date_of_birth: date | None,
+    force: bool,
+    force_reason: str,
+) -> SubjectLinkResult:
     _require_practitioner(ctx, "add people to cases")
     _require_case_team(ctx, case)
+    _require_case_open(case)
+    display_name = display_name.strip()
+    force_reason = (force_reason or "").strip()
+    if force and not force_reason:
+        raise InvalidInput(
+            "Say why this is a different person from the one with the same name and date of birth.",
+            fields={"force_reason": "Required with force."},
+        )
     external_id = (external_id or "").strip() or None
-    subject = Subject.objects.filter(external_id=external_id).first() if external_id else None
+    external_key = external_id_key(external_id) if external_id else None
+    if external_id and not external_key:
+        raise InvalidInput(
+            "That external_id has no letters or digits.", fields={"external_id": "Give the id's letters and digits."}
+        )
+    if external_key and len(external_key) > Subject._meta.get_field("external_key").max_length:
+        raise InvalidInput("That external_id is too long.", fields={"external_id": "Too long."})
+    subject = Subject.objects.filter(external_key=external_key).first() if external_key else None
     if subject is not None:
         _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
     subject_created = subject is None
     if subject_created:
+        if not force:
+            _refuse_duplicate(ctx, display_name=display_name, date_of_birth=date_of_birth)
         subject = Subject(
-            display_name=display_name.strip(),
+            display_name=display_name,
             external_id=external_id,
+            external_key=external_key,
             date_of_birth=date_of_birth,
             created_by=ctx.actor,
         )
@@ -145,7 +307,7 @@ def subject_add_to_case(
             with transaction.atomic():
                 subject.save()
         except IntegrityError:  # created concurrently with the same external id
-            subject = Subject.objects.get(external_id=external_id)
+            subject = Subject.objects.get(external_key=external_key)
             subject_created = False
             _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
     if subject_created:
@@ -156,7 +318,13 @@ def subject_add_to_case(
             target_id=subject.pk,
             case_id=case.pk,
             subject_ids=[subject.pk],
-            payload={"display_name": subject.display_name, "external_id": external_id, "date_of_birth": date_of_birth},
+            payload={
+                "display_name": subject.display_name,
+                "external_id": external_id,
+                "date_of_birth": date_of_birth,
+                "forced": bool(force),
+                "force_reason": force_reason or None,
+            },
         )
     link, link_created = CaseSubject.objects.get_or_create(
         case=case, subject=subject, defaults={"relationship": relationship, "linked_by": ctx.actor}
@@ -178,32 +346,47 @@ def subject_add_to_case(
     return SubjectLinkResult(subject=subject, link=link, subject_created=subject_created, link_created=link_created)
 
 
-def _same_name(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+def _refuse_duplicate(ctx: AuditContext, *, display_name: str, date_of_birth: date | None) -> None:
+    """A new person with the name and date of birth of one the actor can see is likely that
+    person: 409 naming them (only people the actor can see, so nothing is revealed)."""
+    if date_of_birth is None or not display_name:
+        return
+    wanted = name_key(display_name)
+    candidates = Subject.objects.visible_to(ctx.actor).filter(date_of_birth=date_of_birth).order_by("id")
+    match = next((person for person in candidates if name_key(person.display_name) == wanted), None)
+    if match is None:
+        return
+    error = Conflict(
+        f"{match.display_name}, born {date_of_birth.isoformat()}, is already recorded (subject {match.pk}). "
+        "Link that person with their external_id, or, if this is someone else, send force=true with a "
+        "force_reason.",
+        code="possible_duplicate",
+        fields={"display_name": f"Same name and date of birth as subject {match.pk}."},
+        extra={"existing_subject": match.pk},
+    )
+    error.target_type, error.target_id, error.subject_ids = "subject", match.pk, (match.pk,)
+    raise error
 
 
 def _require_known_person(
     ctx: AuditContext, subject: Subject, *, display_name: str, date_of_birth: date | None
 ) -> None:
     """An existing person found by external id may be linked when the actor can see them
-    already, or otherwise knows their details."""
-    if not Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
-        _require_same_person(subject, display_name=display_name, date_of_birth=date_of_birth)
-
-
-def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: date | None) -> None:
-    """An external id known only through other teams' cases links that person only when
-    the caller also knows their name and date of birth: otherwise a guessed id would
-    show another team's records of someone."""
-    if not _same_name(subject.display_name, display_name) or subject.date_of_birth != date_of_birth:
-        error = Conflict(
-            "A person with this external_id is already recorded, with a different name or date of birth. "
-            "Check the id, or ask the team that holds the person's record.",
-            code="subject_details_mismatch",
-            fields={"external_id": "Recorded for a person with other details."},
+    already, or otherwise knows their name and date of birth (and has not used up the
+    day's failed attempts): otherwise a guessed id would show another team's records of
+    someone."""
+    if Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
+        return
+    if link_failures_today(actor=ctx.actor) >= settings.LINK_FAILURES_PER_DAY:
+        error = LinkThrottled(
+            "Too many refused attempts to link people known to other teams today: try again tomorrow, "
+            "or ask the team that holds the person's record.",
+            retry_after=24 * 3600,
         )
         error.target_type, error.target_id, error.subject_ids = "subject", subject.pk, (subject.pk,)
         raise error
+    if name_key(subject.display_name) != name_key(display_name) or subject.date_of_birth != date_of_birth:
+        raise LinkRefused(subject)
 
 
 # --- Profiles -----------------------------------------------------------------------------------
@@ -213,7 +396,7 @@ def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: 
 def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, handle: str) -> tuple[Profile, bool]:
     """Register a subject's profile; the same profile again returns the existing one."""
     _require_practitioner(ctx, "register profiles")
-    _require_subject_team(ctx, subject)
+    _open_case_team(ctx, subject)
     if platform not in PLATFORM_CHOICES:
         raise InvalidInput("Unknown platform.", fields={"platform": f"Choose one of {', '.join(PLATFORM_CHOICES)}."})
     try:
@@ -282,7 +465,7 @@ def consent_record(
     expires_at: datetime | None = None,
 ) -> Consent:
     _require_practitioner(ctx, "record consent")
-    _require_subject_team(ctx, subject)
+    team = _open_case_team(ctx, subject)
     problems: dict[str, str] = {}
     scope = list(dict.fromkeys(scope))
     if not scope:
@@ -306,6 +489,7 @@ def consent_record(
         expires_at=expires_at,
         evidence=evidence.strip(),
         recorded_by=ctx.actor,
+        team=team,
     )
     consent.full_clean()
     consent.save()
@@ -315,7 +499,13 @@ def consent_record(
         target_type="consent",
         target_id=consent.pk,
         subject_ids=[subject.pk],
-        payload={"scope": scope, "granted_at": granted_at, "expires_at": expires_at, "evidence": consent.evidence},
+        payload={
+            "scope": scope,
+            "granted_at": granted_at,
+            "expires_at": expires_at,
+            "evidence": consent.evidence,
+            "team_id": team.pk,
+        },
     )
     return consent
 
@@ -329,6 +519,10 @@ def consent_withdraw(
     _require_practitioner(ctx, "withdraw consent")
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
     _require_subject_team(ctx, consent.subject)
+    if consent.team_id is None or not ctx.actor.teams.filter(pk=consent.team_id).exists():
+        # Another team's consent (or one whose team is not known) is not the actor's to
+        # change: as if it did not exist, like every record outside one's scope.
+        raise NotFound("consent", consent.pk)
     if consent.withdrawn_at is not None:
         raise Conflict(
             "This consent has already been withdrawn.", code="invalid_state", extra={"current_status": "withdrawn"}

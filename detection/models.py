@@ -17,6 +17,7 @@ class RuleCode(models.TextChoices):
     POSSIBLE_CHIS = "POSSIBLE_CHIS", "Possible covert human intelligence source"
     OUTSIDE_AUTHORISATION = "OUTSIDE_AUTHORISATION", "Outside an authorisation"
     CLOSED_CASE = "CLOSED_CASE", "Closed case"
+    LINK_GUESSING = "LINK_GUESSING", "Guessing details to link a person"
 
 
 class Severity(models.TextChoices):

@@ -342,3 +342,10 @@ CELERY_BEAT_SCHEDULE["detection-resend-notifications"] = {
     "task": "detection.resend_pending_notifications",
     "schedule": 60.0,
 }
+
+# Linking a person known only through other teams' cases (by external_id) needs their name and
+# date of birth. A practitioner whose attempts are refused this many times in 24 hours may
+# make no more that day (429); from LINK_GUESSING_FLAG_AFTER refusals a LINK_GUESSING flag
+# about the person goes to the officers (issue 18).
+LINK_FAILURES_PER_DAY = env_int("LINK_FAILURES_PER_DAY", 5, minimum=1)
+LINK_GUESSING_FLAG_AFTER = env_int("LINK_GUESSING_FLAG_AFTER", 2, minimum=1)

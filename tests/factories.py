@@ -82,6 +82,14 @@ class ConsentFactory(factory.django.DjangoModelFactory):
     granted_at = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=30))
     evidence = "Signed consent form on file"
     recorded_by = factory.SelfAttribute("subject.created_by")
+    # The team of the person's first case (else the recorder's first team), as recording it
+    # through the API would give.
+    team = factory.LazyAttribute(
+        lambda consent: (
+            (link.case.team if (link := consent.subject.case_links.order_by("id").first()) else None)
+            or consent.recorded_by.teams.order_by("id").first()
+        )
+    )
 
 
 class AuthorisationFactory(factory.django.DjangoModelFactory):

@@ -200,6 +200,11 @@ def _event_export_rows(events) -> Iterator[list]:
             still_working()
 
 
+def _asked_about(filters: dict) -> list[int]:
+    """The person a query is filtered by, if any."""
+    return [filters["subject"]] if filters.get("subject") is not None else []
+
+
 class AuditEventListApi(_AuditApi):
     renderer_classes = [*_AuditApi.renderer_classes, CSVRenderer]
 
@@ -234,6 +239,8 @@ class AuditEventListApi(_AuditApi):
                     ctx=ctx,
                     action="audit.query",
                     target_type="audit_event",
+                    # A query about a person is a look at their record: it is in their access history.
+                    subject_ids=_asked_about(filters.validated_data),
                     payload={"filters": filters.validated_data, "format": "csv"},
                 )
             rows = _event_export_rows(selectors.audit_events(**filters.validated_data))
@@ -249,6 +256,7 @@ class AuditEventListApi(_AuditApi):
                 ctx=ctx,
                 action="audit.query",
                 target_type="audit_event",
+                subject_ids=_asked_about(filters.validated_data),
                 payload={"filters": filters.validated_data, "format": "json", "returned": len(page.rows)},
             )
         subjects = selectors.subjects_of_events([row["id"] for row in page.rows])

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from authorisations.selectors import authorisation_check_viewing
 from cases.models import ExternalAuthorityKind, Viewing
 from detection.selectors import flag_links_of
-from evidence_service.api.fields import ReadTogether, moment_text
+from evidence_service.api.fields import LineField, ReadTogether, moment_text
 
 
 class CaseOutput(serializers.Serializer):
@@ -82,7 +82,7 @@ class SubjectDetailOutput(SubjectOutput):
 
 class ExternalAuthority(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ExternalAuthorityKind.choices)
-    reference = serializers.CharField(max_length=200)
+    reference = LineField(max_length=200)
 
 
 class AuthorisationRefOutput(serializers.Serializer):
