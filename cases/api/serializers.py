@@ -57,6 +57,7 @@ class ConsentOutput(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     evidence = serializers.CharField()
     recorded_at = serializers.DateTimeField()
+    team = serializers.IntegerField(source="team_id", allow_null=True, help_text="The team that recorded it.")
     withdrawn_at = serializers.DateTimeField(allow_null=True)
     withdrawal_reason = serializers.CharField()
 
@@ -246,6 +247,7 @@ class ViewingOutput(serializers.Serializer):
                 "expires_at": moment_text(consent.expires_at),
                 "evidence": consent.evidence,
                 "recorded_at": moment_text(consent.recorded_at),
+                "team": consent.team_id,
                 "withdrawn_at": moment_text(consent.withdrawn_at),
                 "withdrawal_reason": consent.withdrawal_reason,
             },
