@@ -81,8 +81,16 @@ def test_guessing_dates_of_birth_30_times_is_stopped_after_5_and_flagged_for_off
     assert flag.subject_id == jane["id"] and flag.status == "open" and flag.severity == "high"
     assert list(FlagRecipient.objects.filter(flag=flag).values_list("officer__username", flat=True)) == ["olivia"]
     assert "bob" in flag.explanation
-    seen = client_for(olivia).get(f"/api/v1/flags/{flag.pk}/")
-    assert seen.status_code == 200
+    officer = client_for(olivia)
+    assert officer.get(f"/api/v1/flags/{flag.pk}/").status_code == 200
+    decided = officer.post(
+        f"/api/v1/flags/{flag.pk}/decide/",
+        {"outcome": "report_error_to_sro", "reasoning": "Spoke to bob's manager"},
+        format="json",
+    )
+    assert decided.status_code == 200, decided.json()
+    # The guesser never sees the flag.
+    assert client.get("/api/v1/flags/").json()["results"] == []
 
 
 @override_settings(LINK_FAILURES_PER_DAY=5)
