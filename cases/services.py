@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team
@@ -32,7 +32,7 @@ from cases.permissions import can_manage_subject, is_practitioner, works_on_case
 from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_profile
 from cases.selectors import ViewingContext, viewing_context
 from detection.services import detection_evaluate_viewing, link_guessing_flag
-from evidence_service.api.errors import Conflict, Forbidden, InvalidInput, NotFound, Throttled
+from evidence_service.api.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Throttled
 from evidence_service.text import text_problem
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
@@ -143,26 +143,6 @@ class SubjectLinkResult:
     link_created: bool
 
 
-class LinkThrottled(Throttled):
-    """The actor's refused link attempts today are used up."""
-
-
-class LinkRefused(Conflict):
-    """An external id known only through other teams' cases, given with details that do not
-    match the person's. The answer is the same whatever was wrong (the name, the date of
-    birth, both, or a missing date), so that it tells a guesser nothing but "no"."""
-
-    def __init__(self, subject: Subject) -> None:
-        super().__init__(
-            "A person with this external_id is already recorded, with other details. Check the id, "
-            "the name and the date of birth, or ask the team that holds the person's record.",
-            code="subject_details_mismatch",
-            fields={"external_id": "Recorded for a person with other details."},
-        )
-        self.subject = subject
-        self.target_type, self.target_id, self.subject_ids = "subject", subject.pk, (subject.pk,)
-
-
 def _require_case_open(case: Case) -> None:
     if case.status == CaseStatus.CLOSED:
         raise Conflict(
@@ -190,60 +170,94 @@ def subject_add_to_case(
     ``force_reason`` says they are someone else.
 
     Linking someone known only through other teams' cases needs their name and date of
-    birth; each failure is recorded (``subject.link_refused``, in its own transaction, so
-    that it stays when the refusal is answered) and after ``LINK_FAILURES_PER_DAY`` in a day
+    birth; each failure is recorded (``subject.link_refused``, committed before the refusal
+    is answered) and after ``LINK_FAILURES_PER_DAY`` in a day
     the actor may try no more that day (429). Failures raise a LINK_GUESSING flag for the
     officers (``detection.services.link_guessing_flag``)."""
-    try:
-        return _subject_add_to_case(
-            ctx=ctx,
-            case=case,
-            display_name=display_name,
-            relationship=relationship,
-            external_id=external_id,
-            date_of_birth=date_of_birth,
-            force=force,
-            force_reason=force_reason,
+    outcome = _subject_add_to_case(
+        ctx=ctx,
+        case=case,
+        display_name=display_name,
+        relationship=relationship,
+        external_id=external_id,
+        date_of_birth=date_of_birth,
+        force=force,
+        force_reason=force_reason,
+    )
+    if isinstance(outcome, ServiceError):
+        raise outcome  # refused: its record was committed with the transaction
+    return outcome
+
+
+#: The first key of the transaction-scoped advisory lock that takes one user's attempts to
+#: link people known to other teams one at a time (PostgreSQL's two-key form).
+LINK_ATTEMPT_LOCK_SPACE = 0x43455332
+
+
+def _one_attempt_at_a_time(actor) -> None:
+    """Until the transaction ends, this actor's other link attempts wait: the count of their
+    refusals read next and the refusal written then are one step, so that many attempts sent
+    at once cannot all pass the count before any is recorded. (SQLite runs one writing
+    transaction at a time anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [LINK_ATTEMPT_LOCK_SPACE, int(actor.pk) % 2147483647]
+            )
+
+
+def _link_refusal(
+    *,
+    ctx: AuditContext,
+    case: Case,
+    subject: Subject,
+    display_name: str,
+    date_of_birth: date | None,
+    external_id: str | None,
+) -> ServiceError | None:
+    """Whether the existing person ``subject``, found by external id, may be linked: when the
+    actor can see them already, or otherwise knows their name and date of birth and has not
+    used up the day's refused attempts (a guessed id must not show another team's records of
+    someone). None when they may; otherwise the refusal, already recorded (audited, and
+    counted toward a LINK_GUESSING flag), for the caller to commit and then raise."""
+    if Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
+        return None
+    _one_attempt_at_a_time(ctx.actor)
+    failures = link_failures_today(actor=ctx.actor)
+    if failures >= settings.LINK_FAILURES_PER_DAY:
+        error = Throttled(
+            "Too many refused attempts to link people known to other teams today: try again tomorrow, "
+            "or ask the team that holds the person's record.",
+            retry_after=24 * 3600,
         )
-    except LinkRefused as refusal:
-        _record_link_failure(ctx=ctx, case=case, refusal=refusal, display_name=display_name, external_id=external_id)
-        refusal.audited = True
-        raise
-    except LinkThrottled as refusal:
-        _record_link_throttled(ctx=ctx, case=case, refusal=refusal, external_id=external_id)
-        refusal.audited = True
-        raise
-
-
-@transaction.atomic
-def _record_link_throttled(*, ctx: AuditContext, case: Case, refusal: LinkThrottled, external_id: str | None) -> None:
+        action = "subject.link_throttled"
+    elif name_key(subject.display_name) != name_key(display_name) or subject.date_of_birth != date_of_birth:
+        # The same answer whatever was wrong (the name, the date of birth, both, or a missing
+        # date), so that it tells a guesser nothing but "no".
+        error = Conflict(
+            "A person with this external_id is already recorded, with other details. Check the id, "
+            "the name and the date of birth, or ask the team that holds the person's record.",
+            code="subject_details_mismatch",
+            fields={"external_id": "Recorded for a person with other details."},
+        )
+        action = "subject.link_refused"
+    else:
+        return None
+    error.target_type, error.target_id, error.subject_ids = "subject", subject.pk, (subject.pk,)
+    error.audited = True
     audit_record(
         ctx=ctx,
-        action="subject.link_throttled",
+        action=action,
         outcome=Outcome.DENIED,
         target_type="subject",
-        target_id=refusal.target_id,
+        target_id=subject.pk,
         case_id=case.pk,
-        subject_ids=list(refusal.subject_ids),
-        payload={"code": refusal.code, "external_id": (external_id or "")[:64]},
+        subject_ids=[subject.pk],
+        payload={"code": error.code, "display_name": display_name[:200], "external_id": (external_id or "")[:64]},
     )
-
-
-@transaction.atomic
-def _record_link_failure(
-    *, ctx: AuditContext, case: Case, refusal: LinkRefused, display_name: str, external_id: str | None
-) -> None:
-    audit_record(
-        ctx=ctx,
-        action="subject.link_refused",
-        outcome=Outcome.DENIED,
-        target_type="subject",
-        target_id=refusal.subject.pk,
-        case_id=case.pk,
-        subject_ids=[refusal.subject.pk],
-        payload={"code": refusal.code, "display_name": display_name[:200], "external_id": (external_id or "")[:64]},
-    )
-    link_guessing_flag(ctx=ctx, case=case, subject_id=refusal.subject.pk, failures=link_failures_today(actor=ctx.actor))
+    if action == "subject.link_refused":
+        link_guessing_flag(ctx=ctx, case=case, subject_id=subject.pk, failures=failures + 1)
+    return error
 
 
 def link_failures_today(*, actor) -> int:
@@ -267,7 +281,7 @@ def _subject_add_to_case(
     date_of_birth: date | None,
     force: bool,
     force_reason: str,
-) -> SubjectLinkResult:
+) -> SubjectLinkResult | ServiceError:
     _require_practitioner(ctx, "add people to cases")
     _require_case_team(ctx, case)
     _require_case_open(case)
@@ -287,8 +301,9 @@ def _subject_add_to_case(
     if external_key and len(external_key) > Subject._meta.get_field("external_key").max_length:
         raise InvalidInput("That external_id is too long.", fields={"external_id": "Too long."})
     subject = Subject.objects.filter(external_key=external_key).first() if external_key else None
-    if subject is not None:
-        _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
+    known = {"ctx": ctx, "case": case, "display_name": display_name, "date_of_birth": date_of_birth}
+    if subject is not None and (refusal := _link_refusal(subject=subject, external_id=external_id, **known)):
+        return refusal
     subject_created = subject is None
     if subject_created:
         if not force:
@@ -309,7 +324,8 @@ def _subject_add_to_case(
         except IntegrityError:  # created concurrently with the same external id
             subject = Subject.objects.get(external_key=external_key)
             subject_created = False
-            _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
+            if refusal := _link_refusal(subject=subject, external_id=external_id, **known):
+                return refusal
     if subject_created:
         audit_record(
             ctx=ctx,
@@ -366,27 +382,6 @@ def _refuse_duplicate(ctx: AuditContext, *, display_name: str, date_of_birth: da
     )
     error.target_type, error.target_id, error.subject_ids = "subject", match.pk, (match.pk,)
     raise error
-
-
-def _require_known_person(
-    ctx: AuditContext, subject: Subject, *, display_name: str, date_of_birth: date | None
-) -> None:
-    """An existing person found by external id may be linked when the actor can see them
-    already, or otherwise knows their name and date of birth (and has not used up the
-    day's failed attempts): otherwise a guessed id would show another team's records of
-    someone."""
-    if Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
-        return
-    if link_failures_today(actor=ctx.actor) >= settings.LINK_FAILURES_PER_DAY:
-        error = LinkThrottled(
-            "Too many refused attempts to link people known to other teams today: try again tomorrow, "
-            "or ask the team that holds the person's record.",
-            retry_after=24 * 3600,
-        )
-        error.target_type, error.target_id, error.subject_ids = "subject", subject.pk, (subject.pk,)
-        raise error
-    if name_key(subject.display_name) != name_key(display_name) or subject.date_of_birth != date_of_birth:
-        raise LinkRefused(subject)
 
 
 # --- Profiles -----------------------------------------------------------------------------------
