@@ -156,6 +156,7 @@ def main() -> None:
                         granted_at=timezone.now() - timedelta(days=30),
                         evidence="Signed form on file",
                         recorded_by=alice,
+                        team=team,
                     )
                 profiles[kind].append(profile)
         now = timezone.now()
