@@ -201,8 +201,13 @@ def _event_export_rows(events) -> Iterator[list]:
 
 
 def _asked_about(filters: dict) -> list[int]:
-    """The person a query is filtered by, if any."""
-    return [filters["subject"]] if filters.get("subject") is not None else []
+    """The people a query is filtered by, if any: ``subject``, or a ``target_id`` of
+    ``target_type=subject`` (another way of asking about one person's record)."""
+    people = [filters["subject"]] if filters.get("subject") is not None else []
+    target = str(filters.get("target_id") or "")
+    if filters.get("target_type") == "subject" and target.isascii() and target.isdigit() and int(target) < 2**63:
+        people.append(int(target))
+    return sorted(set(people))
 
 
 class AuditEventListApi(_AuditApi):

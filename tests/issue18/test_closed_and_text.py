@@ -123,6 +123,7 @@ def test_a_name_with_a_bidi_override_is_refused(alice, north_case, client_for):
     [
         "/api/v1/audit/events/?subject={id}",
         "/api/v1/audit/events/?subject={id}&format=csv",
+        "/api/v1/audit/events/?target_type=subject&target_id={id}",
         "/api/v1/audit/access-history/?subject={id}",
     ],
 )
