@@ -41,7 +41,26 @@ def why_cannot_decide(user, authorisation) -> tuple[str, str] | None:
             "works_on_the_case",
             f"You work on case {authorisation.case.reference}: an officer who does not work on the case must decide.",
         )
+    if works_on_a_case_of_its_people(user, authorisation):
+        return (
+            "works_on_the_person",
+            "You work on another case that a person in this authorisation is on: an officer who works on none "
+            "of their cases must decide.",
+        )
     return None
+
+
+def works_on_a_case_of_its_people(user, authorisation) -> bool:
+    """The user is a member of a team with a case (any case, open or closed) that one of
+    the authorisation's people is on: deciding about someone one's own team works with is
+    as much a conflict as deciding on one's own case."""
+    if not user.is_authenticated:
+        return False
+    from cases.models import CaseSubject
+
+    return CaseSubject.objects.filter(
+        subject__in=authorisation.subjects.all(), case__team__in=user.teams.all()
+    ).exists()
 
 
 def why_needs_senior_officer(user, authorisation) -> str | None:

@@ -115,7 +115,7 @@ with transaction.atomic():
                 if rng.random() < 0.75:
                     Consent.objects.create(
                         subject=subject, scope=["all"], granted_at=timezone.now() - timedelta(days=30),
-                        evidence="Signed form on file", recorded_by=members[0],
+                        evidence="Signed form on file", recorded_by=members[0], team=team,
                         given_by="subject", given_by_name=subject.display_name, method="written",
                         status="confirmed",
                     )

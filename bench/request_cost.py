@@ -160,6 +160,7 @@ def main() -> None:
                         given_by_name=person.display_name,
                         method="written",
                         status="confirmed",  # confirmed by an officer: it covers alice's looks
+                        team=team,
                     )
                 profiles[kind].append(profile)
         now = timezone.now()

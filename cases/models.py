@@ -108,6 +108,10 @@ class Subject(models.Model):
 
     display_name = models.CharField(max_length=200)
     external_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # The external id's normal form (cases.identity.external_id_key): what is unique, so that
+    # "NHS-943 476 5919" and "9434765919" are one person. NULL without an id, and for a
+    # record kept apart when the key was introduced because it collided (migration 0005).
+    external_key = models.CharField(max_length=200, unique=True, null=True, blank=True, editable=False)
     date_of_birth = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -169,7 +173,16 @@ class ConsentStatus(models.TextChoices):
 
 class ConsentQuerySet(models.QuerySet):
     def visible_to(self, user) -> ConsentQuerySet:
-        return self.filter(subject__in=Subject.objects.visible_to(user))
+        """Officers see every consent; a practitioner those their own teams recorded, of
+        people on their teams' cases (never another team's: its evidence, and the power to
+        withdraw it, stay with the team that recorded it)."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_officer:
+            return self.all()
+        if user.is_practitioner:
+            return self.filter(subject__in=Subject.objects.visible_to(user), team__in=user.teams.all())
+        return self.none()
 
     def in_effect_at(self, moment, logged_at=None) -> ConsentQuerySet:
         """Consents granted by ``moment`` and neither expired nor withdrawn at it, recorded
@@ -210,6 +223,9 @@ class Consent(models.Model):
     )
     recorded_at = models.DateTimeField(auto_now_add=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The team that recorded it, on whose cases it covers looks. NULL only for a consent
+    # recorded before teams were recorded whose team could not be worked out (migration 0006).
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True

@@ -31,6 +31,88 @@ class _Platform:
     handle_from_path: Callable[[list[str], dict[str, list[str]]], str | None]
     clean_handle: Callable[[str], str | None]
     url_for: Callable[[str], str]
+    #: What an address on the platform is when it is not a profile (a group, a post...), by
+    #: its host and path segments (lower case); None when it may be a profile.
+    not_a_profile: Callable[[str, list[str]], str | None] = lambda host, segments: None
+
+
+def _refusing(
+    *,
+    short_hosts: dict[str, str] | None = None,
+    first: dict[str, str] | None = None,
+    second: dict[str, str] | None = None,
+) -> Callable[[str, list[str]], str | None]:
+    """``not_a_profile`` from what a host (a short-link or video domain), a first path segment
+    (``groups``) or a second one (``user/status``) means when it is not a profile."""
+
+    def what(host: str, segments: list[str]) -> str | None:
+        for short, meaning in (short_hosts or {}).items():
+            if host == short or host.endswith("." + short):
+                return meaning
+        if segments and segments[0] in (first or {}):
+            return (first or {})[segments[0]]
+        if len(segments) >= 2 and segments[1] in (second or {}):
+            return (second or {})[segments[1]]
+        return None
+
+    return what
+
+
+_FACEBOOK_NOT_PROFILES = {
+    "groups": "a group",
+    "pages": "a page",
+    "events": "an event",
+    "photo.php": "a photo",
+    "photo": "a photo",
+    "photos": "a photo",
+    "story.php": "a post",
+    "permalink.php": "a post",
+    "posts": "a post",
+    "watch": "a video",
+    "video.php": "a video",
+    "videos": "a video",
+    "reel": "a reel",
+    "reels": "a reel",
+    "stories": "a story",
+    "share": "a shared link",
+    "sharer": "a shared link",
+    "sharer.php": "a shared link",
+    "marketplace": "a marketplace listing",
+    "hashtag": "a hashtag",
+    "gaming": "a gaming page",
+    "notes": "a note",
+    "media": "a photo album",
+    "l.php": "a link",
+    "login": "the sign-in page",
+    "login.php": "the sign-in page",
+    "home.php": "the home page",
+    "search": "a search",
+    "messages": "messages",
+    "help": "a help page",
+}
+_INSTAGRAM_NOT_PROFILES = {
+    "p": "a post",
+    "reel": "a reel",
+    "reels": "a reel",
+    "tv": "a video",
+    "stories": "a story",
+    "explore": "the explore page",
+    "accounts": "an account page",
+    "direct": "messages",
+}
+_X_NOT_PROFILES = {
+    "i": "a post or page that is not a profile",
+    "home": "the home page",
+    "search": "a search",
+    "hashtag": "a hashtag",
+    "intent": "a sharing link",
+    "share": "a sharing link",
+    "explore": "the explore page",
+    "messages": "messages",
+    "settings": "settings",
+    "notifications": "notifications",
+    "login": "the sign-in page",
+}
 
 
 def _first_segment(segments: list[str], query: dict[str, list[str]]) -> str | None:
@@ -68,6 +150,16 @@ def _facebook_from_path(segments: list[str], query: dict[str, list[str]]) -> str
     if segments[0].lower() == "people" and len(segments) >= 3:
         return segments[2]
     return segments[0]
+
+
+def _facebook_clean(value: str) -> str | None:
+    """A Facebook username without its dots (Facebook ignores them: ``bea.king.7`` is
+    ``beaking7``), or a numeric profile id."""
+    value = value.lstrip("@").lower()
+    if not re.fullmatch(r"[a-z0-9.]{1,50}", value):
+        return None
+    handle = value.replace(".", "")
+    return handle or None
 
 
 def _facebook_url(handle: str) -> str:
@@ -117,32 +209,68 @@ def _hosts(*names: str) -> frozenset[str]:
 PLATFORMS: dict[str, _Platform] = {
     "facebook": _Platform(
         "Facebook",
-        _hosts("facebook.com", "m.facebook.com", "web.facebook.com", "mbasic.facebook.com", "fb.com"),
+        # fb.me/<name> and fb.com/<name> are Facebook's own short forms of a profile's address.
+        _hosts("facebook.com", "m.facebook.com", "web.facebook.com", "mbasic.facebook.com", "fb.com", "fb.me"),
         _facebook_from_path,
-        # Usernames: letters, digits and dots; a numeric value is a profile id.
-        _pattern(r"[a-z0-9.]{1,50}"),
+        # Usernames: letters, digits and dots (ignored); a numeric value is a profile id.
+        _facebook_clean,
         _facebook_url,
+        _refusing(
+            short_hosts={"fb.watch": "a video", "fb.gg": "a gaming page"},
+            first=_FACEBOOK_NOT_PROFILES,
+            second=_FACEBOOK_NOT_PROFILES,
+        ),
     ),
     "instagram": _Platform(
         "Instagram",
-        _hosts("instagram.com"),
+        _hosts("instagram.com", "instagr.am"),
         _first_segment,
         _pattern(r"[a-z0-9._]{1,30}"),
         lambda h: f"https://www.instagram.com/{h}/",
+        _refusing(first=_INSTAGRAM_NOT_PROFILES, second=_INSTAGRAM_NOT_PROFILES),
     ),
     "x": _Platform(
         "X",
-        _hosts("x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com"),
+        # Mirrors that show X's pages under another name (for link previews) name the same accounts.
+        _hosts(
+            "x.com",
+            "twitter.com",
+            "mobile.twitter.com",
+            "mobile.x.com",
+            "fxtwitter.com",
+            "vxtwitter.com",
+            "fixupx.com",
+            "fixvx.com",
+            "t.co",
+        ),
         _first_segment,
         _pattern(r"[a-z0-9_]{1,15}"),
         lambda h: f"https://x.com/{h}",
+        _refusing(
+            short_hosts={"t.co": "a short link"},
+            first=_X_NOT_PROFILES,
+            second={"status": "a post", "statuses": "a post", "photo": "a post", "lists": "a list"},
+        ),
     ),
     "tiktok": _Platform(
         "TikTok",
-        _hosts("tiktok.com", "m.tiktok.com"),
+        _hosts("tiktok.com", "m.tiktok.com", "vm.tiktok.com", "vt.tiktok.com"),
         _tiktok_from_path,
         _pattern(r"[a-z0-9._]{2,24}"),
         lambda h: f"https://www.tiktok.com/@{h}",
+        _refusing(
+            short_hosts={
+                "vm.tiktok.com": "a short link",
+                "vt.tiktok.com": "a short link",
+            },
+            first={
+                "t": "a short link",
+                "tag": "a hashtag",
+                "discover": "a search",
+                "music": "a sound",
+            },
+            second={"video": "a video", "photo": "a post", "live": "a live stream"},
+        ),
     ),
     "snapchat": _Platform(
         "Snapchat",
@@ -150,20 +278,47 @@ PLATFORMS: dict[str, _Platform] = {
         _after("add"),
         _pattern(r"[a-z0-9._-]{3,15}"),
         lambda h: f"https://www.snapchat.com/add/{h}",
+        _refusing(first={"spotlight": "a video", "discover": "a story", "p": "a post"}),
     ),
     "youtube": _Platform(
         "YouTube",
-        _hosts("youtube.com", "m.youtube.com"),
+        _hosts("youtube.com", "m.youtube.com", "youtu.be"),
         _youtube_from_path,
         _youtube_clean,
         lambda h: f"https://www.youtube.com/{h}",
+        _refusing(
+            short_hosts={"youtu.be": "a video"},
+            first={
+                "watch": "a video",
+                "shorts": "a video",
+                "playlist": "a playlist",
+                "live": "a live stream",
+                "embed": "a video",
+                "results": "a search",
+                "post": "a post",
+                "hashtag": "a hashtag",
+            },
+        ),
     ),
     "linkedin": _Platform(
         "LinkedIn",
-        _hosts("linkedin.com", "uk.linkedin.com"),
+        _hosts("linkedin.com", "uk.linkedin.com", "lnkd.in"),
         _after("in"),
         _pattern(r"[a-z0-9-]{3,100}"),
         lambda h: f"https://www.linkedin.com/in/{h}",
+        _refusing(
+            short_hosts={"lnkd.in": "a short link"},
+            first={
+                "posts": "a post",
+                "feed": "a post",
+                "pulse": "an article",
+                "company": "a company page",
+                "school": "a school page",
+                "groups": "a group",
+                "events": "an event",
+                "jobs": "a job",
+            },
+        ),
     ),
 }
 
@@ -229,15 +384,21 @@ def normalise_profile(platform: str, value: str) -> NormalisedProfile:
             raise ProfileAddressError("For platform 'other', give the profile's full address.")
         host, segments, _query, raw_query = _split_url(value)
         known = platform_of_host(host)
-        if known is not None and _is_profile_on(known, value):
+        if known is not None:
             # Registered as "other", a known platform's profile would get a handle of its
             # own ("facebook.com/jane") and escape the rule that a profile belongs to one
-            # person: the same account must be the same profile, however it was given.
-            # An address that platform's own rules do not take as a profile (a channel, a
-            # short link) stays "other".
-            raise ProfileAddressError(
-                f"{host} is on {PLATFORMS[known].label}: register this profile with platform {known!r}, not 'other'."
-            )
+            # person: the same account must be the same profile, however it was given. An
+            # address there that is no profile (a group, a post, a short link) is no
+            # profile as "other" either.
+            if _is_profile_on(known, value):
+                raise ProfileAddressError(
+                    f"{host} is on {PLATFORMS[known].label}: register this profile with platform {known!r}, "
+                    "not 'other'."
+                )
+            try:
+                normalise_profile(known, value)
+            except ProfileAddressError as exc:
+                raise ProfileAddressError(f"{host} is on {PLATFORMS[known].label}: {exc}") from None
         handle = host + ("/" + "/".join(segments) if segments else "") + (f"?{raw_query}" if raw_query else "")
         return NormalisedProfile(handle=handle, url=f"https://{handle}")
     spec = PLATFORMS.get(platform)
@@ -247,6 +408,11 @@ def normalise_profile(platform: str, value: str) -> NormalisedProfile:
         host, segments, query, _raw = _split_url(value)
         if not _on_host(host, spec):
             raise ProfileAddressError(f"{host} is not a {spec.label} address.")
+        refusal = spec.not_a_profile(host, [segment.lower() for segment in segments])
+        if refusal is not None:
+            raise ProfileAddressError(
+                f"That {spec.label} address is {refusal}, not a profile: give the profile's address."
+            )
         candidate = spec.handle_from_path(segments, query)
         if candidate is None:
             raise ProfileAddressError(f"That {spec.label} address does not point at a profile.")

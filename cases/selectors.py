@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -52,6 +52,25 @@ def subject_get(*, user, subject_id: object, field: str | None = None) -> Subjec
 def subject_visible_case_links(*, user, subject: Subject):
     """The subject's links to cases the user may see (never other teams' cases)."""
     return subject.case_links.filter(case__in=Case.objects.visible_to(user)).select_related("case").order_by("id")
+
+
+def subject_profiles(*, user, subject: Subject) -> QuerySet[Profile]:
+    """The person's profiles the user's teams know of: registered by someone in the user's
+    teams, or viewed on one of their cases (officers: all). Another team's profiles of the
+    person are its own record."""
+    profiles = subject.profiles.order_by("id")
+    if user.is_officer:
+        return profiles
+    teams = user.teams.all()
+    return profiles.filter(
+        Q(created_by__teams__in=teams)
+        | Q(pk__in=Viewing.objects.filter(subject=subject, case__team__in=teams).values("profile_id"))
+    ).distinct()
+
+
+def subject_consents(*, user, subject: Subject) -> QuerySet[Consent]:
+    """The person's consents the user may see: their own teams' (officers: all)."""
+    return Consent.objects.visible_to(user).filter(subject=subject).order_by("id")
 
 
 def profile_get(*, user, profile_id: object, field: str | None = None) -> Profile:
@@ -134,15 +153,18 @@ def _lock(person: str) -> str:
     return f"CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock({PERSON_LOCK_SPACE}, {key})) locked"
 
 
-def _context_joins(person: str) -> str:
-    """The policy in force, and one row per consent of the person in effect at the moment
-    given, recorded by the moment the look was logged and not withdrawn by then (five
-    parameters: the moment three times, then that of logging twice), newest first
-    (``Consent.objects.in_effect_at``, written out)."""
+def _context_joins(person: str, team: str) -> str:
+    """The policy in force, and one row per consent of the person recorded by the case's
+    ``team``, in effect at the moment given, recorded by the moment the look was logged and
+    not withdrawn by then (five parameters: the moment three times, then that of logging
+    twice), newest first (``Consent.objects.in_effect_at``, written out). Another team's
+    consent covers none of this team's looks: what the person agreed to with one team is not
+    agreement with all."""
     return f"""LEFT JOIN (
                 SELECT id, version, rules FROM {DetectionPolicy._meta.db_table} ORDER BY version DESC LIMIT 1
             ) policy ON 1 = 1
-            LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = {person} AND consent.granted_at <= %s
+            LEFT JOIN {Consent._meta.db_table} consent ON consent.subject_id = {person}
+                AND consent.team_id = {team} AND consent.granted_at <= %s
                 AND (consent.expires_at IS NULL OR consent.expires_at > %s)
                 AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)
                 AND consent.recorded_at <= %s AND (consent.withdrawn_at IS NULL OR consent.withdrawn_at > %s)"""
@@ -226,7 +248,7 @@ def viewing_context(
         [(Consent, "consent")],
         f"""FROM {Subject._meta.db_table} person
             {_lock("%s") if locking else ""}
-            {_context_joins("person.id")}
+            {_context_joins("person.id", str(int(case.team_id)))}
             WHERE person.id = %s
             ORDER BY consent.granted_at DESC, consent.id DESC""",
         # The extra columns' parameters come first: they are selected before the FROM.
@@ -268,7 +290,7 @@ def viewing_scope(
         [(Case, "c"), (Profile, "profile"), (Consent, "consent")],
         f"""{_TARGETS}
             {_lock("profile.subject_id") if lock else ""}
-            {_context_joins("profile.subject_id")}
+            {_context_joins("profile.subject_id", "c.team_id")}
             ORDER BY consent.granted_at DESC, consent.id DESC""",
         [case_id, user_id, profile_id, user_id, at, at, at, now, now],
         extra=_context_columns("profile.subject_id", "c.id"),

@@ -12,11 +12,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team
+from audit.models import AuditEvent, Outcome
 from audit.services import AuditContext, audit_record
 from authorisations.models import Authorisation
 from authorisations.selectors import AuthorisationCoverage, authorisation_check_viewing
 from cases.check import ViewingCheck, check_answer
 from cases.coverage import MEANINGFUL_TEXT_MIN, meaningful
+from cases.identity import external_id_key, name_key
 from cases.models import (
     Case,
     CaseStatus,
@@ -36,9 +38,10 @@ from cases.profiles import PLATFORM_CHOICES, ProfileAddressError, normalise_prof
 from cases.selectors import ViewingContext, viewing_authorisation_cover, viewing_context, viewing_cover
 from core.services import service
 from detection.plan import detection_plan
-from detection.services import detection_apply
-from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
+from detection.services import detection_apply, link_guessing_flag
+from evidence_service.api.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Throttled
 from evidence_service.db import read_only
+from evidence_service.text import text_problem
 
 #: A viewing logged more than this long after it happened needs a late-entry reason.
 LATE_ENTRY_AFTER = timedelta(days=7)
@@ -60,6 +63,26 @@ def _require_subject_team(ctx: AuditContext, subject: Subject) -> None:
         raise Forbidden("This person is not linked to a case of your teams.")
 
 
+def _open_case_team(ctx: AuditContext, subject: Subject) -> Team:
+    """The actor's team that has the person on an open case (the earliest such link), for a
+    new profile or consent: 403 when no case of theirs has the person, 409 ``case_closed``
+    when all of those cases are closed."""
+    links = CaseSubject.objects.filter(subject=subject, case__team__in=ctx.actor.teams.all()).select_related(
+        "case__team"
+    )
+    links = list(links.order_by("linked_at", "id")) if is_practitioner(ctx.actor) else []
+    if not links:
+        raise Forbidden("This person is not linked to a case of your teams.")
+    open_links = [link for link in links if link.case.status == CaseStatus.OPEN]
+    if not open_links:
+        raise Conflict(
+            "Every case of your teams this person is on is closed: closed cases take no new profiles or consents.",
+            code="case_closed",
+            extra={"current_status": CaseStatus.CLOSED},
+        )
+    return open_links[0].case.team
+
+
 # --- Cases ----------------------------------------------------------------------------------
 
 
@@ -68,12 +91,19 @@ def case_create(*, ctx: AuditContext, reference: str, title: str, team: Team) ->
     _require_practitioner(ctx, "open cases")
     if not ctx.actor.teams.filter(pk=team.pk).exists():
         raise Forbidden("You can only open cases for your own teams.", fields={"team": "Not one of your teams."})
-    reference = reference.strip()
+    reference, title = reference.strip(), title.strip()
+    problems = {
+        name: problem
+        for name, value in (("reference", reference), ("title", title))
+        if (problem := text_problem(value, one_line=True))
+    }
+    if problems:
+        raise InvalidInput("The case cannot be opened.", fields=problems)
     if Case.objects.filter(reference=reference).exists():
         raise Conflict(
             f"A case with reference {reference!r} already exists.", fields={"reference": "This reference is in use."}
         )
-    case = Case(reference=reference, title=title.strip(), team=team, created_by=ctx.actor)
+    case = Case(reference=reference, title=title, team=team, created_by=ctx.actor)
     # The reference's uniqueness is left to the database (below): checked here too, a
     # reference taken by a request that committed since the check above would answer 400.
     case.full_clean(validate_unique=False)
@@ -121,7 +151,19 @@ class SubjectLinkResult:
     link_created: bool
 
 
-@service
+def _require_case_open(case: Case) -> None:
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(
+            f"Case {case.reference} is closed: it takes no new people, profiles, consents or applications.",
+            code="case_closed",
+            extra={"current_status": case.status},
+        )
+
+
+# A refusal returned by ``_subject_add_to_case`` (its audit event, and the LINK_GUESSING flag
+# it counts toward, written in its savepoint) is committed before it is raised
+# (``commit_on``); an error raised inside that savepoint has rolled its writes back first.
+@service(commit_on=(ServiceError,))
 def subject_add_to_case(
     *,
     ctx: AuditContext,
@@ -130,20 +172,158 @@ def subject_add_to_case(
     relationship: str,
     external_id: str | None = None,
     date_of_birth: date | None = None,
+    force: bool = False,
+    force_reason: str = "",
 ) -> SubjectLinkResult:
-    """Link a person to a case. An ``external_id`` already known links that existing
-    person, so their views are counted together across cases."""
+    """Link a person to a case. An ``external_id`` already known (compared by its key,
+    ``cases.identity``) links that existing person, so their views are counted together
+    across cases. A new person whose name and date of birth match a person the actor can
+    see already is refused (409 ``possible_duplicate``, naming them) unless ``force`` with a
+    ``force_reason`` says they are someone else.
+
+    Linking someone known only through other teams' cases needs their name and date of
+    birth; each failure is recorded (``subject.link_refused``, committed before the refusal
+    is answered) and after ``LINK_FAILURES_PER_DAY`` in a day
+    the actor may try no more that day (429). Failures raise a LINK_GUESSING flag for the
+    officers (``detection.services.link_guessing_flag``)."""
+    outcome = _subject_add_to_case(
+        ctx=ctx,
+        case=case,
+        display_name=display_name,
+        relationship=relationship,
+        external_id=external_id,
+        date_of_birth=date_of_birth,
+        force=force,
+        force_reason=force_reason,
+    )
+    if isinstance(outcome, ServiceError):
+        raise outcome  # refused: its record was committed with the transaction
+    return outcome
+
+
+#: The first key of the transaction-scoped advisory lock that takes one user's attempts to
+#: link people known to other teams one at a time (PostgreSQL's two-key form).
+LINK_ATTEMPT_LOCK_SPACE = 0x43455332
+
+
+def _one_attempt_at_a_time(actor) -> None:
+    """Until the transaction ends, this actor's other link attempts wait: the count of their
+    refusals read next and the refusal written then are one step, so that many attempts sent
+    at once cannot all pass the count before any is recorded. (SQLite runs one writing
+    transaction at a time anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [LINK_ATTEMPT_LOCK_SPACE, int(actor.pk) % 2147483647]
+            )
+
+
+def _link_refusal(
+    *,
+    ctx: AuditContext,
+    case: Case,
+    subject: Subject,
+    display_name: str,
+    date_of_birth: date | None,
+    external_id: str | None,
+) -> ServiceError | None:
+    """Whether the existing person ``subject``, found by external id, may be linked: when the
+    actor can see them already, or otherwise knows their name and date of birth and has not
+    used up the day's refused attempts (a guessed id must not show another team's records of
+    someone). None when they may; otherwise the refusal, already recorded (audited, and
+    counted toward a LINK_GUESSING flag), for the caller to commit and then raise."""
+    if Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
+        return None
+    _one_attempt_at_a_time(ctx.actor)
+    failures = link_failures_today(actor=ctx.actor)
+    if failures >= settings.LINK_FAILURES_PER_DAY:
+        error = Throttled(
+            "Too many refused attempts to link people known to other teams today: try again tomorrow, "
+            "or ask the team that holds the person's record.",
+            retry_after=24 * 3600,
+        )
+        action = "subject.link_throttled"
+    elif name_key(subject.display_name) != name_key(display_name) or subject.date_of_birth != date_of_birth:
+        # The same answer whatever was wrong (the name, the date of birth, both, or a missing
+        # date), so that it tells a guesser nothing but "no".
+        error = Conflict(
+            "A person with this external_id is already recorded, with other details. Check the id, "
+            "the name and the date of birth, or ask the team that holds the person's record.",
+            code="subject_details_mismatch",
+            fields={"external_id": "Recorded for a person with other details."},
+        )
+        action = "subject.link_refused"
+    else:
+        return None
+    error.target_type, error.target_id, error.subject_ids = "subject", subject.pk, (subject.pk,)
+    error.audited = True
+    audit_record(
+        ctx=ctx,
+        action=action,
+        outcome=Outcome.DENIED,
+        target_type="subject",
+        target_id=subject.pk,
+        case_id=case.pk,
+        subject_ids=[subject.pk],
+        payload={"code": error.code, "display_name": display_name[:200], "external_id": (external_id or "")[:64]},
+    )
+    if action == "subject.link_refused":
+        link_guessing_flag(ctx=ctx, case=case, subject_id=subject.pk, failures=failures + 1)
+    return error
+
+
+def link_failures_today(*, actor) -> int:
+    """The actor's refused attempts to link someone known only to other teams, in the last
+    24 hours (their audit events: the count cannot be reset by anyone)."""
+    return AuditEvent.objects.filter(
+        actor_username=actor.get_username(),
+        occurred_at__gte=timezone.now() - timedelta(days=1),
+        action="subject.link_refused",
+    ).count()
+
+
+@transaction.atomic
+def _subject_add_to_case(
+    *,
+    ctx: AuditContext,
+    case: Case,
+    display_name: str,
+    relationship: str,
+    external_id: str | None,
+    date_of_birth: date | None,
+    force: bool,
+    force_reason: str,
+) -> SubjectLinkResult | ServiceError:
     _require_practitioner(ctx, "add people to cases")
     _require_case_team(ctx, case)
+    _require_case_open(case)
+    display_name = display_name.strip()
+    force_reason = (force_reason or "").strip()
+    if force and not force_reason:
+        raise InvalidInput(
+            "Say why this is a different person from the one with the same name and date of birth.",
+            fields={"force_reason": "Required with force."},
+        )
     external_id = (external_id or "").strip() or None
-    subject = Subject.objects.filter(external_id=external_id).first() if external_id else None
-    if subject is not None:
-        _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
+    external_key = external_id_key(external_id) if external_id else None
+    if external_id and not external_key:
+        raise InvalidInput(
+            "That external_id has no letters or digits.", fields={"external_id": "Give the id's letters and digits."}
+        )
+    if external_key and len(external_key) > Subject._meta.get_field("external_key").max_length:
+        raise InvalidInput("That external_id is too long.", fields={"external_id": "Too long."})
+    subject = Subject.objects.filter(external_key=external_key).first() if external_key else None
+    known = {"ctx": ctx, "case": case, "display_name": display_name, "date_of_birth": date_of_birth}
+    if subject is not None and (refusal := _link_refusal(subject=subject, external_id=external_id, **known)):
+        return refusal
     subject_created = subject is None
     if subject_created:
+        if not force:
+            _refuse_duplicate(ctx, display_name=display_name, date_of_birth=date_of_birth)
         subject = Subject(
-            display_name=display_name.strip(),
+            display_name=display_name,
             external_id=external_id,
+            external_key=external_key,
             date_of_birth=date_of_birth,
             created_by=ctx.actor,
         )
@@ -154,9 +334,10 @@ def subject_add_to_case(
             with transaction.atomic():
                 subject.save()
         except IntegrityError:  # created concurrently with the same external id
-            subject = Subject.objects.get(external_id=external_id)
+            subject = Subject.objects.get(external_key=external_key)
             subject_created = False
-            _require_known_person(ctx, subject, display_name=display_name, date_of_birth=date_of_birth)
+            if refusal := _link_refusal(subject=subject, external_id=external_id, **known):
+                return refusal
     if subject_created:
         audit_record(
             ctx=ctx,
@@ -165,7 +346,13 @@ def subject_add_to_case(
             target_id=subject.pk,
             case_id=case.pk,
             subject_ids=[subject.pk],
-            payload={"display_name": subject.display_name, "external_id": external_id, "date_of_birth": date_of_birth},
+            payload={
+                "display_name": subject.display_name,
+                "external_id": external_id,
+                "date_of_birth": date_of_birth,
+                "forced": bool(force),
+                "force_reason": force_reason or None,
+            },
         )
     link, link_created = CaseSubject.objects.get_or_create(
         case=case, subject=subject, defaults={"relationship": relationship, "linked_by": ctx.actor}
@@ -187,32 +374,26 @@ def subject_add_to_case(
     return SubjectLinkResult(subject=subject, link=link, subject_created=subject_created, link_created=link_created)
 
 
-def _same_name(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
-
-
-def _require_known_person(
-    ctx: AuditContext, subject: Subject, *, display_name: str, date_of_birth: date | None
-) -> None:
-    """An existing person found by external id may be linked when the actor can see them
-    already, or otherwise knows their details."""
-    if not Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
-        _require_same_person(subject, display_name=display_name, date_of_birth=date_of_birth)
-
-
-def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: date | None) -> None:
-    """An external id known only through other teams' cases links that person only when
-    the caller also knows their name and date of birth: otherwise a guessed id would
-    show another team's records of someone."""
-    if not _same_name(subject.display_name, display_name) or subject.date_of_birth != date_of_birth:
-        error = Conflict(
-            "A person with this external_id is already recorded, with a different name or date of birth. "
-            "Check the id, or ask the team that holds the person's record.",
-            code="subject_details_mismatch",
-            fields={"external_id": "Recorded for a person with other details."},
-        )
-        error.target_type, error.target_id, error.subject_ids = "subject", subject.pk, (subject.pk,)
-        raise error
+def _refuse_duplicate(ctx: AuditContext, *, display_name: str, date_of_birth: date | None) -> None:
+    """A new person with the name and date of birth of one the actor can see is likely that
+    person: 409 naming them (only people the actor can see, so nothing is revealed)."""
+    if date_of_birth is None or not display_name:
+        return
+    wanted = name_key(display_name)
+    candidates = Subject.objects.visible_to(ctx.actor).filter(date_of_birth=date_of_birth).order_by("id")
+    match = next((person for person in candidates if name_key(person.display_name) == wanted), None)
+    if match is None:
+        return
+    error = Conflict(
+        f"{match.display_name}, born {date_of_birth.isoformat()}, is already recorded (subject {match.pk}). "
+        "Link that person with their external_id, or, if this is someone else, send force=true with a "
+        "force_reason.",
+        code="possible_duplicate",
+        fields={"display_name": f"Same name and date of birth as subject {match.pk}."},
+        extra={"existing_subject": match.pk},
+    )
+    error.target_type, error.target_id, error.subject_ids = "subject", match.pk, (match.pk,)
+    raise error
 
 
 # --- Profiles -----------------------------------------------------------------------------------
@@ -222,7 +403,7 @@ def _require_same_person(subject: Subject, *, display_name: str, date_of_birth: 
 def profile_register(*, ctx: AuditContext, subject: Subject, platform: str, handle: str) -> tuple[Profile, bool]:
     """Register a subject's profile; the same profile again returns the existing one."""
     _require_practitioner(ctx, "register profiles")
-    _require_subject_team(ctx, subject)
+    _open_case_team(ctx, subject)
     if platform not in PLATFORM_CHOICES:
         raise InvalidInput("Unknown platform.", fields={"platform": f"Choose one of {', '.join(PLATFORM_CHOICES)}."})
     try:
@@ -301,7 +482,7 @@ def consent_record(
     confirmation: until then it does not cover the looks of the practitioner who recorded it
     (unless the detection policy's ``consent_needs_confirmation`` is off)."""
     _require_practitioner(ctx, "record consent")
-    _require_subject_team(ctx, subject)
+    team = _open_case_team(ctx, subject)
     problems: dict[str, str] = {}
     now = timezone.now()
     scope = list(dict.fromkeys(scope))
@@ -345,6 +526,7 @@ def consent_record(
         granted_at_reason=granted_at_reason.strip(),
         status=ConsentStatus.AWAITING_CONFIRMATION,
         recorded_by=ctx.actor,
+        team=team,
     )
     consent.full_clean()
     consent.save()
@@ -365,6 +547,7 @@ def consent_record(
             "method": method,
             "status": consent.status,
             "recorded_at": consent.recorded_at,
+            "team_id": team.pk,
         },
     )
     return consent
@@ -409,6 +592,10 @@ def consent_withdraw(
     _require_practitioner(ctx, "withdraw consent")
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
     _require_subject_team(ctx, consent.subject)
+    if consent.team_id is None or not ctx.actor.teams.filter(pk=consent.team_id).exists():
+        # Another team's consent (or one whose team is not known) is not the actor's to
+        # change: as if it did not exist, like every record outside one's scope.
+        raise NotFound("consent", consent.pk)
     if consent.withdrawn_at is not None:
         raise Conflict(
             "This consent has already been withdrawn.", code="invalid_state", extra={"current_status": "withdrawn"}

@@ -18,6 +18,7 @@ class RuleCode(models.TextChoices):
     OUTSIDE_AUTHORISATION = "OUTSIDE_AUTHORISATION", "Outside an authorisation"
     CLOSED_CASE = "CLOSED_CASE", "Closed case"
     LATE_ENTRIES = "LATE_ENTRIES", "Late entries"
+    LINK_GUESSING = "LINK_GUESSING", "Guessing details to link a person"
 
 
 class Severity(models.TextChoices):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -22,11 +23,13 @@ from detection.models import (
     FlagStatus,
     FlagViewing,
     RuleCode,
+    Severity,
 )
 from detection.notifications import notification_queue, site_link
 from detection.permissions import routed_to, works_on_flag
 from detection.plan import DetectionPlan, PlannedFlag, plan_finding
 from detection.policy import validate_rules
+from detection.rules import Finding
 from detection.selectors import draft_application
 from evidence_service.api.errors import Conflict, Forbidden, InvalidInput
 from evidence_service.db import insert
@@ -191,6 +194,82 @@ def detection_apply(
                 planned = plan_finding(viewing=viewing, finding=planned.finding, open_flag=raced[rule])
         results.append(_absorb(ctx=ctx, viewing=viewing, planned=planned))
     return results
+
+
+@service
+def link_guessing_flag(*, ctx: AuditContext, case: Case, subject_id: int, failures: int) -> Flag | None:
+    """After a refused attempt by ``ctx.actor`` to link the person ``subject_id`` (known only
+    to other teams) to ``case``: from ``LINK_GUESSING_FLAG_AFTER`` refusals in a day, raise a
+    high-severity LINK_GUESSING flag about the person for the officers (routed as any flag,
+    never to the actor's team), or, while one is open, add the attempt to it (audited as
+    ``flag.absorb``). The flag names no viewing: it is about the attempts."""
+    if failures < settings.LINK_GUESSING_FLAG_AFTER:
+        return None
+    what = (
+        f"{ctx.actor.get_username()} has been refused {failures} times in 24 hours when linking people known "
+        f"only to other teams to case {case.reference}, the last time this person: someone may be guessing "
+        "a name or date of birth to reach another team's records."
+    )
+    open_flag = Flag.objects.select_for_update().filter(
+        subject_id=subject_id, rule=RuleCode.LINK_GUESSING, status=FlagStatus.OPEN
+    )
+    flag = open_flag.first()
+    if flag is not None:
+        audit_record(
+            ctx=ctx,
+            action="flag.absorb",
+            target_type="flag",
+            target_id=flag.pk,
+            case_id=case.pk,
+            subject_ids=[subject_id],
+            payload={"rule": flag.rule, "failures": failures, "case_id": case.pk},
+        )
+        return flag
+    recipients = planning.route(case=case, practitioner_id=ctx.actor.pk, severity=Severity.HIGH)
+    explanation = planning.explain(
+        Finding(rule=RuleCode.LINK_GUESSING, severity=Severity.HIGH, what_fired=what, counted_viewing_ids=[]),
+        [officer.username for officer, _reason in recipients],
+        joins=False,
+    )
+    policy = DetectionPolicy.objects.order_by("-version").values_list("version", flat=True).first()
+    flag = Flag(
+        rule=RuleCode.LINK_GUESSING,
+        subject_id=subject_id,
+        case=case,
+        severity=Severity.HIGH,
+        policy_version=policy or 0,
+        explanation=explanation,
+        raised_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            insert(flag)
+    except IntegrityError:  # raised a moment ago by a concurrent refusal: that one stands
+        return Flag.objects.filter(subject_id=subject_id, rule=RuleCode.LINK_GUESSING, status=FlagStatus.OPEN).first()
+    insert(*[FlagRecipient(flag=flag, officer=officer, reason=reason) for officer, reason in recipients])
+    label = RuleCode(flag.rule).label
+    for officer, _reason in recipients:
+        notification_queue(
+            recipient=officer,
+            subject_line=f"Flag {flag.pk}: {label} on case {case.reference}",
+            body=f"{what}\n\nPlease review it and record your decision: {site_link(f'/flags/{flag.pk}/')}",
+            flag=flag,
+        )
+    audit_record(
+        ctx=ctx,
+        action="flag.raise",
+        target_type="flag",
+        target_id=flag.pk,
+        case_id=case.pk,
+        subject_ids=[subject_id],
+        payload={
+            "rule": flag.rule,
+            "severity": flag.severity,
+            "failures": failures,
+            "routed_to": [officer.username for officer, _reason in recipients],
+        },
+    )
+    return flag
 
 
 # --- Deciding ---------------------------------------------------------------------------------

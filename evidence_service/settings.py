@@ -434,3 +434,10 @@ for _key in AUDIT_VERIFIER_KEYS:
             f"AUDIT_VERIFIER_KEYS: {_key!r} is a key of {_verifier.name!r}, "
             f"not of AUDIT_LOG_ORIGIN {AUDIT_LOG_ORIGIN!r}."
         )
+
+# Linking a person known only through other teams' cases (by external_id) needs their name and
+# date of birth. A practitioner whose attempts are refused this many times in 24 hours may
+# make no more that day (429); from LINK_GUESSING_FLAG_AFTER refusals a LINK_GUESSING flag
+# about the person goes to the officers (issue 18).
+LINK_FAILURES_PER_DAY = env_int("LINK_FAILURES_PER_DAY", 5, minimum=1)
+LINK_GUESSING_FLAG_AFTER = env_int("LINK_GUESSING_FLAG_AFTER", 2, minimum=1)

@@ -5,6 +5,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import Role, Team, User
+from cases.identity import external_id_key
 from cases.models import Case, CaseSubject, Consent, Profile, Subject
 
 
@@ -50,6 +51,8 @@ class SubjectFactory(factory.django.DjangoModelFactory):
 
     display_name = factory.Sequence(lambda n: f"Person {n}")
     created_by = factory.SubFactory(UserFactory)
+    external_id = None
+    external_key = factory.LazyAttribute(lambda s: external_id_key(s.external_id) or None if s.external_id else None)
 
 
 class CaseSubjectFactory(factory.django.DjangoModelFactory):
@@ -87,6 +90,14 @@ class ConsentFactory(factory.django.DjangoModelFactory):
     # Confirmed by an officer unless a test says otherwise (awaiting_confirmation).
     status = "confirmed"
     recorded_by = factory.SelfAttribute("subject.created_by")
+    # The team of the person's first case (else the recorder's first team), as recording it
+    # through the API would give.
+    team = factory.LazyAttribute(
+        lambda consent: (
+            (link.case.team if (link := consent.subject.case_links.order_by("id").first()) else None)
+            or consent.recorded_by.teams.order_by("id").first()
+        )
+    )
 
 
 class AuthorisationFactory(factory.django.DjangoModelFactory):

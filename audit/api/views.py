@@ -201,6 +201,16 @@ def _event_export_rows(events) -> Iterator[list]:
             still_working()
 
 
+def _asked_about(filters: dict) -> list[int]:
+    """The people a query is filtered by, if any: ``subject``, or a ``target_id`` of
+    ``target_type=subject`` (another way of asking about one person's record)."""
+    people = [filters["subject"]] if filters.get("subject") is not None else []
+    target = str(filters.get("target_id") or "")
+    if filters.get("target_type") == "subject" and target.isascii() and target.isdigit() and int(target) < 2**63:
+        people.append(int(target))
+    return sorted(set(people))
+
+
 class AuditEventListApi(_AuditApi):
     renderer_classes = [*_AuditApi.renderer_classes, CSVRenderer]
 
@@ -235,6 +245,8 @@ class AuditEventListApi(_AuditApi):
                     ctx=ctx,
                     action="audit.query",
                     target_type="audit_event",
+                    # A query about a person is a look at their record: it is in their access history.
+                    subject_ids=_asked_about(filters.validated_data),
                     payload={"filters": filters.validated_data, "format": "csv"},
                 )
             rows = _event_export_rows(selectors.audit_events(**filters.validated_data))
@@ -250,6 +262,7 @@ class AuditEventListApi(_AuditApi):
                 ctx=ctx,
                 action="audit.query",
                 target_type="audit_event",
+                subject_ids=_asked_about(filters.validated_data),
                 payload={"filters": filters.validated_data, "format": "json", "returned": len(page.rows)},
             )
         subjects = selectors.subjects_of_events([row["id"] for row in page.rows])

@@ -36,7 +36,7 @@ from authorisations.permissions import AUTHORISATION_READERS, AUTHORISING_OFFICE
 from cases import selectors as case_selectors
 from cases.api.views import page_schema
 from cases.profiles import PLATFORM_CHOICES
-from evidence_service.api.fields import IdField, MomentField
+from evidence_service.api.fields import IdField, LineField, MomentField
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -73,7 +73,7 @@ class AuthorisationListCreateApi(_Api):
     class Input(serializers.Serializer):
         type = serializers.ChoiceField(choices=AuthorisationType.choices)
         case = IdField()
-        title = serializers.CharField(
+        title = LineField(
             max_length=200, required=False, allow_blank=True, default="", help_text="Defaults to the case's title."
         )
         subjects = serializers.ListField(

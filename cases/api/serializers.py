@@ -12,7 +12,7 @@ from authorisations.selectors import authorisation_check_viewing
 from cases.coverage import covered_by, needs_confirmation
 from cases.models import ExternalAuthorityKind, Viewing
 from detection.selectors import flag_links_of, policy_rules_in_force
-from evidence_service.api.fields import ReadTogether, moment_text
+from evidence_service.api.fields import LineField, ReadTogether, moment_text
 
 
 class CaseOutput(serializers.Serializer):
@@ -68,6 +68,7 @@ class ConsentOutput(serializers.Serializer):
     recorded_by = serializers.IntegerField(source="recorded_by_id")
     confirmed_at = serializers.DateTimeField(allow_null=True)
     confirmed_by = serializers.IntegerField(source="confirmed_by_id", allow_null=True)
+    team = serializers.IntegerField(source="team_id", allow_null=True, help_text="The team that recorded it.")
     withdrawn_at = serializers.DateTimeField(allow_null=True)
     withdrawal_reason = serializers.CharField()
 
@@ -93,7 +94,7 @@ class SubjectDetailOutput(SubjectOutput):
 
 class ExternalAuthority(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ExternalAuthorityKind.choices)
-    reference = serializers.CharField(max_length=200)
+    reference = LineField(max_length=200)
 
 
 class AuthorisationRefOutput(serializers.Serializer):
@@ -314,6 +315,7 @@ class ViewingOutput(serializers.Serializer):
                 "recorded_by": consent.recorded_by_id,
                 "confirmed_at": moment_text(consent.confirmed_at),
                 "confirmed_by": consent.confirmed_by_id,
+                "team": consent.team_id,
                 "withdrawn_at": moment_text(consent.withdrawn_at),
                 "withdrawal_reason": consent.withdrawal_reason,
             },

@@ -37,7 +37,14 @@ from cases.models import (
 )
 from cases.profiles import PLATFORM_CHOICES
 from evidence_service.api.errors import InvalidInput, NotFound
-from evidence_service.api.fields import EARLIEST_MOMENT, FieldsCopiedOnce, IdField, MomentField, PeriodFilters
+from evidence_service.api.fields import (
+    EARLIEST_MOMENT,
+    FieldsCopiedOnce,
+    IdField,
+    LineField,
+    MomentField,
+    PeriodFilters,
+)
 from evidence_service.api.pagination import keyset_page
 from evidence_service.api.permissions import RolePermission
 
@@ -62,8 +69,8 @@ class _Api(APIView):
 
 class CaseListCreateApi(_Api):
     class Input(serializers.Serializer):
-        reference = serializers.CharField(max_length=64)
-        title = serializers.CharField(max_length=200)
+        reference = LineField(max_length=64)
+        title = LineField(max_length=200)
         team = IdField()
 
     class Filters(serializers.Serializer):
@@ -135,10 +142,25 @@ class CaseCloseApi(_Api):
 
 class CaseSubjectCreateApi(_Api):
     class Input(serializers.Serializer):
-        display_name = serializers.CharField(max_length=200)
+        display_name = LineField(max_length=200)
         relationship = serializers.ChoiceField(choices=Relationship.choices)
-        external_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+        external_id = LineField(
+            max_length=64,
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="Compared ignoring case, spaces, hyphens, dots and invisible characters (NHS-943 476 5919 = "
+            "9434765919).",
+        )
         date_of_birth = serializers.DateField(required=False, allow_null=True, help_text="From 1900-01-01 to today.")
+        force = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Record a new person even though one with the same name and date of birth is recorded.",
+        )
+        force_reason = serializers.CharField(
+            max_length=2000, required=False, allow_blank=True, default="", help_text="Why, with force."
+        )
 
         def validate_date_of_birth(self, value):
             # Nobody the service records was born before 1900 (the earliest date it takes
@@ -185,8 +207,8 @@ class SubjectDetailApi(_Api):
         with transaction.atomic():
             subject = selectors.subject_get(user=request.user, subject_id=pk)
             subject.visible_case_links = list(selectors.subject_visible_case_links(user=request.user, subject=subject))
-            subject.profiles_for_output = list(subject.profiles.order_by("id"))
-            subject.consents_for_output = list(subject.consents.order_by("id"))
+            subject.profiles_for_output = list(selectors.subject_profiles(user=request.user, subject=subject))
+            subject.consents_for_output = list(selectors.subject_consents(user=request.user, subject=subject))
             audit_record(
                 ctx=AuditContext.from_request(request),
                 action="subject.read",
@@ -200,7 +222,7 @@ class SubjectDetailApi(_Api):
 class ProfileCreateApi(_Api):
     class Input(serializers.Serializer):
         platform = serializers.ChoiceField(choices=PLATFORM_CHOICES)
-        handle = serializers.CharField(max_length=500, help_text="A handle (jane.doe) or the profile's address.")
+        handle = LineField(max_length=500, help_text="A handle (jane.doe) or the profile's address.")
 
     @extend_schema(request=Input, responses={201: ProfileOutput, 200: ProfileOutput})
     def post(self, request, pk: int):
@@ -368,7 +390,7 @@ class ViewingListCreateApi(_Api):
                 action="viewing.list",
                 target_type="viewing",
                 case_id=f.get("case"),
-                subject_ids=[viewing.subject_id for viewing in page.rows],
+                subject_ids=[viewing.subject_id for viewing in page.rows] + ([f["subject"]] if "subject" in f else []),
                 payload={"filters": f, "viewing_ids": [viewing.pk for viewing in page.rows]},
             )
             # In the same transaction: their flags and the rest are read as the page was.

@@ -202,7 +202,8 @@ class FlagListApi(_FlagApi):
                 ctx=AuditContext.from_request(request),
                 action="flag.list",
                 target_type="flag",
-                subject_ids=[flag.subject_id for flag in page.rows],
+                subject_ids=[flag.subject_id for flag in page.rows]
+                + ([filters.validated_data["subject"]] if "subject" in filters.validated_data else []),
                 payload={"filters": filters.validated_data, "flag_ids": [flag.pk for flag in page.rows]},
             )
             # In the same transaction: whom they are routed to is read as the page was.

@@ -10,6 +10,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from evidence_service.text import text_problem
+
 #: The largest id a PostgreSQL bigint holds; larger numbers are refused as input errors.
 MAX_ID = 2**63 - 1
 
@@ -164,3 +166,15 @@ class ReadTogether(serializers.ListSerializer):
 
     def read_together(self, rows: list) -> None:
         raise NotImplementedError
+
+
+class LineField(serializers.CharField):
+    """Text that stays on one line (a reference, a title, a name, an id): no tabs or line
+    breaks, besides what every text field refuses (``evidence_service.text``)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problem = text_problem(value, one_line=True)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value

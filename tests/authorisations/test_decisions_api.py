@@ -8,8 +8,9 @@ from django.utils import timezone
 from accounts.models import Role
 from audit.models import AuditEvent
 from authorisations.models import Authorisation
+from cases.models import CaseSubject
 from tests.authorisations.conftest import GRANT, clock
-from tests.factories import AuthorisationFactory
+from tests.factories import AuthorisationFactory, CaseFactory, UserFactory
 
 URL = "/api/v1/authorisations/"
 LONDON = ZoneInfo("Europe/London")
@@ -275,3 +276,19 @@ def test_an_officer_s_grade_on_their_account_is_used_when_they_give_none(olivia,
     assert response.status_code == 200
     other.refresh_from_db()
     assert other.officer_grade == "Acting Director"  # the grade given with the decision wins
+
+
+def test_an_officer_on_any_case_of_the_person_may_not_decide_about_them(olivia, south, walk, client_for):
+    authorisation = walk("submitted")
+    south_case = CaseFactory(reference="S-7", team=south, created_by=UserFactory(teams=[south]))
+    CaseSubject.objects.create(
+        case=south_case, subject=authorisation.subjects.get(), relationship="other", linked_by=south_case.created_by
+    )
+    olivia.teams.add(south)  # olivia also sits in South, which has the person on another case
+    response = client_for(olivia).post(
+        f"{URL}{authorisation.pk}/refuse/",
+        {"officer_grade": "Head of Service", "statement": "No"},
+        format="json",
+    )
+    assert response.status_code == 403 and response.json()["code"] == "works_on_the_person"
+    assert Authorisation.objects.get(pk=authorisation.pk).status == "submitted"

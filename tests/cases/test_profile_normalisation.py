@@ -6,9 +6,10 @@ from cases.profiles import ProfileAddressError, normalise_profile
 @pytest.mark.parametrize(
     "platform, given, handle, url",
     [
-        ("facebook", "https://www.facebook.com/Jane.Doe/", "jane.doe", "https://www.facebook.com/jane.doe"),
-        ("facebook", "jane.doe", "jane.doe", "https://www.facebook.com/jane.doe"),
-        ("facebook", "m.facebook.com/Jane.Doe?ref=bookmarks", "jane.doe", "https://www.facebook.com/jane.doe"),
+        # Facebook ignores the dots in a username: the handle is kept without them.
+        ("facebook", "https://www.facebook.com/Jane.Doe/", "janedoe", "https://www.facebook.com/janedoe"),
+        ("facebook", "jane.doe", "janedoe", "https://www.facebook.com/janedoe"),
+        ("facebook", "m.facebook.com/Jane.Doe?ref=bookmarks", "janedoe", "https://www.facebook.com/janedoe"),
         (
             "facebook",
             "https://www.facebook.com/profile.php?id=100004123456789",
@@ -56,7 +57,7 @@ def test_handles_and_addresses_normalise_to_one_profile(platform, given, handle,
         ("instagram", "jane doe", "not a valid Instagram handle"),
         ("x", "a_name_far_too_long_for_x", "not a valid X handle"),
         ("tiktok", "https://www.tiktok.com/video/123", "does not point at a profile"),
-        ("linkedin", "https://www.linkedin.com/company/acme", "does not point at a profile"),
+        ("linkedin", "https://www.linkedin.com/company/acme", "is a company page, not a profile"),
         ("other", "just-a-name", "full address"),
         ("instagram", "   ", "Give the profile"),
         ("instagram", "ftp://instagram.com/jane", "http"),

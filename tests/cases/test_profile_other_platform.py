@@ -106,13 +106,21 @@ def test_every_known_platforms_addresses_are_refused_as_other(address, platform)
     normalise_profile(platform, address)  # and are accepted on their own platform
 
 
-def test_an_address_a_platform_does_not_take_as_a_profile_stays_other():
+def test_an_address_on_a_known_platform_that_is_no_profile_is_not_taken_as_other_either():
+    # Before issue 18 these stayed "other": a short link or a group then became a "profile"
+    # of its own, a second record of an account (or of no account at all).
     from cases.profiles import ProfileAddressError, normalise_profile
 
-    for address in ("https://www.youtube.com/channel/UCabc123", "https://vm.tiktok.com/ZMabc/"):
+    for address in (
+        "https://www.youtube.com/channel/UCabc123",
+        "https://vm.tiktok.com/ZMabc/",
+        "https://www.facebook.com/groups/123456",
+        "https://instagr.am/p/Cabc/",
+    ):
         with pytest.raises(ProfileAddressError):
             normalise_profile(platform_of(address), address)
-        assert normalise_profile("other", address).handle.startswith(address.split("//")[1].removeprefix("www.")[:10])
+        with pytest.raises(ProfileAddressError, match="is on"):
+            normalise_profile("other", address)
 
 
 def platform_of(address: str) -> str:

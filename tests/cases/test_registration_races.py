@@ -189,7 +189,7 @@ def test_the_same_profile_registered_at_once_is_recorded_once_and_read_by_the_ot
     result = race(
         world,
         model="cases.Profile",
-        recorded={"platform": "facebook", "handle": "jane.race"},
+        recorded={"platform": "facebook", "handle": "janerace"},  # Facebook ignores the dot
         requests=[
             (username, f"/api/v1/subjects/{world['jane']}/profiles/", {"platform": "facebook", "handle": "Jane.Race"})
             for username in PRACTITIONERS
@@ -277,8 +277,8 @@ def test_a_person_added_at_once_by_another_team_with_other_details_is_not_shown_
     assert refused["code"] == "subject_details_mismatch" and list(refused["fields"]) == ["external_id"]
     shown = json.dumps({key: value for key, value in refused.items() if key != "request_id"})
     assert person["display_name"] not in shown
-    assert actions(result) == ["request.conflict", "subject.create", "subject.link"]
-    refusal = next(event for event in result["events"] if event["action"] == "request.conflict")
+    assert actions(result) == ["subject.create", "subject.link", "subject.link_refused"]
+    refusal = next(event for event in result["events"] if event["action"] == "subject.link_refused")
     assert refusal["outcome"] == "denied" and refusal["subjects"] == [person["id"]]
 
 
@@ -299,3 +299,51 @@ def test_the_same_case_reference_opened_at_once_is_one_case_and_the_others_answe
     assert all(body["code"] == "conflict" and list(body["fields"]) == ["reference"] for body in refusals)
     assert actions(result) == ["case.create"] + ["request.conflict"] * 3
     assert next(event for event in result["events"] if event["action"] == "case.create")["target_id"] == str(case["id"])
+
+
+@pytest.mark.postgres
+def test_guesses_sent_at_once_are_refused_no_more_than_the_days_limit(world):
+    created = race(
+        world,
+        model="cases.Subject",
+        recorded={"external_id": "NHS-GUESS-1"},
+        requests=[
+            (
+                "alice",
+                f"/api/v1/cases/{world['north_case']}/subjects/",
+                {
+                    "display_name": "Gina Guess",
+                    "relationship": "parent",
+                    "external_id": "NHS-GUESS-1",
+                    "date_of_birth": "1990-02-01",
+                },
+            )
+        ],
+    )
+    assert statuses(created) == [201]
+    result = race(
+        world,
+        model="cases.Subject",
+        recorded={"external_id": "NHS-GUESS-1"},
+        requests=[
+            (
+                "bob",
+                f"/api/v1/cases/{world['south_case']}/subjects/",
+                {
+                    "display_name": "Gina Guess",
+                    "relationship": "relative",
+                    "external_id": "nhs guess 1",
+                    "date_of_birth": f"1990-01-{day:02d}",
+                },
+            )
+            for day in range(1, 13)
+        ],
+    )
+    # However the twelve interleave, each counts the refusals committed before it: no more
+    # than the day's five (fewer if bob was refused earlier in this module's database) are
+    # refused as wrong, the rest are out of attempts.
+    wrong = statuses(result).count(409)
+    assert 1 <= wrong <= 5 and statuses(result) == [409] * wrong + [429] * (12 - wrong), result["answers"]
+    refused = [event for event in result["events"] if event["action"] == "subject.link_refused"]
+    assert len(refused) == wrong and {event["actor"] for event in refused} == {"bob"}
+    assert not result["links"]

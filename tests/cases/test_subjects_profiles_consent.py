@@ -80,7 +80,7 @@ def test_a_guessed_external_id_does_not_reveal_another_teams_person(
     shown = json.dumps({key: value for key, value in body.items() if key != "request_id"})  # random hex
     assert "Jane" not in shown and "1990" not in shown
     assert CaseSubject.objects.count() == 1
-    refusal = AuditEvent.objects.get(action="request.conflict", actor_username="bob")
+    refusal = AuditEvent.objects.get(action="subject.link_refused", actor_username="bob")
     assert [link.subject_id for link in refusal.subject_links.all()] == [jane["id"]]
 
 
@@ -137,7 +137,7 @@ def test_registering_a_profile_normalises_it_and_the_same_profile_again_answers_
         format="json",
     )
     assert first.status_code == 201
-    assert (first.json()["handle"], first.json()["url"]) == ("jane.doe", "https://www.facebook.com/jane.doe")
+    assert (first.json()["handle"], first.json()["url"]) == ("janedoe", "https://www.facebook.com/janedoe")
     again = client.post(
         f"/api/v1/subjects/{jane.pk}/profiles/", {"platform": "facebook", "handle": "jane.doe"}, format="json"
     )
