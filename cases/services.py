@@ -235,7 +235,7 @@ def _link_refusal(
     if Subject.objects.visible_to(ctx.actor).filter(pk=subject.pk).exists():
         return None
     _one_attempt_at_a_time(ctx.actor)
-    failures = link_failures_today(actor=ctx.actor)
+    failures = _link_failures_today(actor=ctx.actor)
     if failures >= settings.LINK_FAILURES_PER_DAY:
         error = Throttled(
             "Too many refused attempts to link people known to other teams today: try again tomorrow, "
@@ -272,7 +272,7 @@ def _link_refusal(
     return error
 
 
-def link_failures_today(*, actor) -> int:
+def _link_failures_today(*, actor) -> int:
     """The actor's refused attempts to link someone known only to other teams, in the last
     24 hours (their audit events: the count cannot be reset by anyone)."""
     return AuditEvent.objects.filter(

@@ -460,14 +460,20 @@ def test_a_check_against_another_teams_open_flag_says_join_without_its_id_case_o
     assert raised(viewing) == [("REPEAT_VIEWING", "medium", "join", north_flag.pk)]  # logging joins it, as said
 
 
-def test_a_consent_another_team_recorded_covers_without_its_details(
+def test_a_consent_another_team_recorded_does_not_cover_and_is_not_shown(
     alice_client, bob, client_for, north_case, south_case, jane_profile
 ):
-    """Another team's consent covers the look; the check says so without its evidence."""
+    """Another team's consent covers none of this team's looks (issue 18: teams stay apart);
+    the check says nothing covers the look, and shows nothing of that consent."""
     CaseSubjectFactory(case=south_case, subject=jane_profile.subject, linked_by=bob)
-    ConsentFactory(subject=jane_profile.subject, scope=["instagram"], evidence="Signed form in North's file ZEBRA")
+    ConsentFactory(
+        subject=jane_profile.subject,
+        team=north_case.team,
+        scope=["instagram"],
+        evidence="Signed form in North's file ZEBRA",
+    )
     answer = check(client_for(bob), body_for(south_case, jane_profile))
-    assert answer["covered_by"]["consent"] is not None
+    assert answer["covered_by"]["consent"] is None and answer["covered_by"]["covered"] is False
     assert "ZEBRA" not in str(answer) and "North" not in str(answer)
 
 

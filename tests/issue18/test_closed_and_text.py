@@ -30,7 +30,15 @@ def test_a_person_only_on_a_closed_case_takes_no_new_profile_or_consent(alice, j
     assert profile.status_code == 409 and profile.json()["code"] == "case_closed"
     consent = client.post(
         f"/api/v1/subjects/{jane.pk}/consents/",
-        {"scope": ["all"], "granted_at": "2026-01-01T10:00:00Z", "evidence": "Signed form"},
+        {
+            "scope": ["all"],
+            "granted_at": "2026-01-01T10:00:00Z",
+            "evidence": "Signed form on the case file",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+            "granted_at_reason": "Form signed in January, found in the file today",
+        },
         format="json",
     )
     assert consent.status_code == 409 and consent.json()["code"] == "case_closed"

@@ -29,7 +29,15 @@ def known_to_north(alice, north_case, client_for):
     )
     consent = client.post(
         f"/api/v1/subjects/{jane['id']}/consents/",
-        {"scope": ["all"], "granted_at": "2026-01-01T10:00:00Z", "evidence": "North's signed form: ref NX-SECRET"},
+        {
+            "scope": ["all"],
+            "granted_at": "2026-01-01T10:00:00Z",
+            "evidence": "North's signed form: ref NX-SECRET",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+            "granted_at_reason": "Form signed in January, found in the file today",
+        },
         format="json",
     ).json()
     return jane, consent
@@ -140,7 +148,15 @@ def test_another_teams_consent_does_not_cover_the_first_teams_looks(
     assert (
         south.post(
             f"/api/v1/subjects/{jane['id']}/consents/",
-            {"scope": ["all"], "granted_at": "2026-01-01T10:00:00Z", "evidence": "."},
+            {
+                "scope": ["all"],
+                "granted_at": "2026-01-01T10:00:00Z",
+                "evidence": "Signed form, South's file",
+                "given_by": "subject",
+                "given_by_name": "Jane Doe",
+                "method": "written",
+                "granted_at_reason": "Form signed in January, found in the file today",
+            },
             format="json",
         ).status_code
         == 201
