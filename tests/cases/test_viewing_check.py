@@ -460,14 +460,15 @@ def test_a_check_against_another_teams_open_flag_says_join_without_its_id_case_o
     assert raised(viewing) == [("REPEAT_VIEWING", "medium", "join", north_flag.pk)]  # logging joins it, as said
 
 
-def test_a_consent_another_team_recorded_covers_without_its_details(
+def test_a_consent_another_team_recorded_does_not_cover_and_its_details_stay_hidden(
     alice_client, bob, client_for, north_case, south_case, jane_profile
 ):
-    """Another team's consent covers the look; the check says so without its evidence."""
+    """Teams stay apart (issue 18, item 5): another team's consent covers nothing of this
+    team's, and the check shows none of its evidence."""
     CaseSubjectFactory(case=south_case, subject=jane_profile.subject, linked_by=bob)
     ConsentFactory(subject=jane_profile.subject, scope=["instagram"], evidence="Signed form in North's file ZEBRA")
     answer = check(client_for(bob), body_for(south_case, jane_profile))
-    assert answer["covered_by"]["consent"] is not None
+    assert answer["covered_by"]["consent"] is None
     assert "ZEBRA" not in str(answer) and "North" not in str(answer)
 
 

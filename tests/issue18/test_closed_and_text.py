@@ -2,6 +2,7 @@
 text is text, and a query about a person is in their access history."""
 
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from cases.models import Case, CaseSubject, Consent, Profile, Subject, Viewing
@@ -30,7 +31,14 @@ def test_a_person_only_on_a_closed_case_takes_no_new_profile_or_consent(alice, j
     assert profile.status_code == 409 and profile.json()["code"] == "case_closed"
     consent = client.post(
         f"/api/v1/subjects/{jane.pk}/consents/",
-        {"scope": ["all"], "granted_at": "2026-01-01T10:00:00Z", "evidence": "Signed form"},
+        {
+            "scope": ["all"],
+            "granted_at": timezone.now().isoformat(),
+            "evidence": "Signed form, in the case file",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+        },
         format="json",
     )
     assert consent.status_code == 409 and consent.json()["code"] == "case_closed"

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from cases.models import CaseSubject, Consent, Profile, Viewing
@@ -29,7 +30,14 @@ def known_to_north(alice, north_case, client_for):
     )
     consent = client.post(
         f"/api/v1/subjects/{jane['id']}/consents/",
-        {"scope": ["all"], "granted_at": "2026-01-01T10:00:00Z", "evidence": "North's signed form: ref NX-SECRET"},
+        {
+            "scope": ["all"],
+            "granted_at": timezone.now().isoformat(),
+            "evidence": "North's signed form: ref NX-SECRET",
+            "given_by": "subject",
+            "given_by_name": "Jane Doe",
+            "method": "written",
+        },
         format="json",
     ).json()
     return jane, consent
@@ -140,7 +148,14 @@ def test_another_teams_consent_does_not_cover_the_first_teams_looks(
     assert (
         south.post(
             f"/api/v1/subjects/{jane['id']}/consents/",
-            {"scope": ["all"], "granted_at": "2026-01-01T10:00:00Z", "evidence": "."},
+            {
+                "scope": ["all"],
+                "granted_at": timezone.now().isoformat(),
+                "evidence": "South's signed form, on file",
+                "given_by": "subject",
+                "given_by_name": "Jane Doe",
+                "method": "written",
+            },
             format="json",
         ).status_code
         == 201
