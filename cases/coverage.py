@@ -34,13 +34,21 @@ AWAITING_CONFIRMATION = "awaiting_confirmation"
 #: The least number of characters, not counting spaces, a late-entry reason, a consent's
 #: evidence and the reason for an old ``granted_at`` must have.
 MEANINGFUL_TEXT_MIN = 10
+#: The least number of different letters and digits such a text must use.
+MEANINGFUL_DISTINCT_MIN = 4
 
 
 def meaningful(text: str | None) -> bool:
     """Whether ``text`` says something: at least ``MEANINGFUL_TEXT_MIN`` characters that are
-    not spaces, and not only punctuation repeated."""
+    not spaces, and not only punctuation or a letter or two repeated ("aaaaaaaaaa", "x x x x
+    x x x x x x")."""
     letters = "".join((text or "").split())
-    return len(letters) >= MEANINGFUL_TEXT_MIN and sum(ch.isalnum() for ch in letters) >= MEANINGFUL_TEXT_MIN // 2
+    alphanumeric = [ch.casefold() for ch in letters if ch.isalnum()]
+    return (
+        len(letters) >= MEANINGFUL_TEXT_MIN
+        and len(alphanumeric) >= MEANINGFUL_TEXT_MIN // 2
+        and len(set(alphanumeric)) >= MEANINGFUL_DISTINCT_MIN
+    )
 
 
 def needs_confirmation(rules: dict[str, Any] | None) -> bool:

@@ -299,10 +299,10 @@ def _subject_add_to_case(
     _require_case_open(case)
     display_name = display_name.strip()
     force_reason = (force_reason or "").strip()
-    if force and not force_reason:
+    if force and not meaningful(force_reason):
         raise InvalidInput(
             "Say why this is a different person from the one with the same name and date of birth.",
-            fields={"force_reason": "Required with force."},
+            fields={"force_reason": "Required with force: at least 10 characters that say something."},
         )
     external_id = (external_id or "").strip() or None
     external_key = external_id_key(external_id) if external_id else None
